@@ -1,0 +1,5 @@
+from flask_appbuilder import IndexView
+
+
+class DashboardIndexView(IndexView):
+    index_template = "admin/dashboard.html"

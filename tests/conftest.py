@@ -1,0 +1,127 @@
+"""Shared fixtures.
+
+Tests run on a SQLite file by default and on PostgreSQL (and Redis) when
+DATABASE_URL (and REDIS_URL) are set, as CI does."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+from sqlalchemy import text
+
+from config import TestConfig
+
+_tmp = tempfile.mkdtemp(prefix="tallyhost-tests-")
+
+
+class PytestConfig(TestConfig):
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{_tmp}/test.db"
+    UPLOAD_FOLDER = os.path.join(_tmp, "uploads")
+
+
+def on_postgres() -> bool:
+    return PytestConfig.SQLALCHEMY_DATABASE_URI.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def app():
+    from app import create_app
+    from app.auth.bootstrap import sync_roles_and_permissions
+    from app.extensions import db
+
+    app = create_app(PytestConfig)
+    with app.app_context():
+        db.drop_all()
+        if on_postgres():
+            db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            db.session.commit()
+        db.create_all()
+        sync_roles_and_permissions()
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+# Tables that hold the security set-up made once per session: kept between tests.
+KEEP = {"ab_permission", "ab_view_menu", "ab_permission_view", "ab_role",
+        "ab_permission_view_role"}
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request):
+    """Each test starts from empty business tables (security set-up kept)."""
+    if "app" not in request.fixturenames and "db" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    yield
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.rollback()
+        db.session.remove()
+        with db.engine.begin() as conn:
+            tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP]
+            if conn.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(table.delete())
+
+
+@pytest.fixture
+def ctx(app):
+    """An application context for tests that call the engine directly."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def db(ctx):
+    from app.extensions import db as _db
+
+    return _db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def staff(app):
+    """Factory: staff(role) -> (username, password) of a new staff user."""
+    from app.auth.bootstrap import create_staff_user
+    from app.extensions import db
+
+    counter = {"n": 0}
+
+    def make(role: str = "Admin") -> tuple[str, str]:
+        counter["n"] += 1
+        username = f"{role.lower()}{counter['n']}"
+        password = "Correct-Horse-9"
+        with app.app_context():
+            create_staff_user(username, f"{username}@staff.test", password, role)
+            db.session.commit()
+        return username, password
+
+    return make
+
+
+def login(client, username: str, password: str):
+    return client.post("/login/", data={"username": username, "password": password},
+                       follow_redirects=False)
+
+
+@pytest.fixture
+def admin_client(app, staff):
+    """A test client logged in as a staff Admin."""
+    c = app.test_client()
+    username, password = staff("Admin")
+    response = login(c, username, password)
+    assert response.status_code == 302, response.data[:500]
+    return c
