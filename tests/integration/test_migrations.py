@@ -1,0 +1,60 @@
+"""`flask db upgrade` from an empty database gives exactly the models' schema."""
+import uuid
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_appbuilder import Model
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, inspect, text
+
+from tests.conftest import PytestConfig, on_postgres
+
+
+def fresh_database_url(tmp_path) -> str:
+    if not on_postgres():
+        return f"sqlite:///{tmp_path / 'migrated.db'}"
+    name = f"tallyhost_migrate_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PytestConfig.SQLALCHEMY_DATABASE_URI, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PytestConfig.SQLALCHEMY_DATABASE_URI.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(PytestConfig.SQLALCHEMY_DATABASE_URI, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_upgrade_from_empty_gives_the_models_schema(tmp_path):
+    from app import create_app
+    from app.extensions import db
+
+    url = fresh_database_url(tmp_path)
+
+    class MigratedConfig(PytestConfig):
+        SQLALCHEMY_DATABASE_URI = url
+
+    app = create_app(MigratedConfig)
+    try:
+        with app.app_context():
+            upgrade()
+            with db.engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={"compare_type": True})
+                differences = compare_metadata(context, Model.metadata)
+                tables = set(inspect(conn).get_table_names())
+            assert differences == []
+            assert {"ab_user", "ab_role", "clients", "invoices", "invoice_items"} <= tables
+            # The history also goes back down to nothing.
+            downgrade(revision="base")
+            with db.engine.connect() as conn:
+                assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop_database(url)
