@@ -1,0 +1,28 @@
+"""The Celery entry point for workers and beat:
+
+    celery -A celery_app:celery worker
+    celery -A celery_app:celery beat
+
+It builds the Flask app (tasks run inside its app context) and sets the beat
+schedule. On the embedded default (no REDIS_URL) tasks run in-process instead and
+`flask cron run` does the daily automation."""
+from celery.schedules import crontab
+
+from app import create_app
+from app.extensions import celery
+
+flask_app = create_app()
+
+celery.conf.beat_schedule = {
+    "daily-automation": {
+        "task": "app.tasks.daily_run",
+        "schedule": crontab(hour=flask_app.config["CRON_HOUR"], minute=0),
+    },
+    "send-queued-email": {
+        "task": "app.tasks.send_queued_email",
+        "schedule": 60.0,
+    },
+}
+
+# Importing the task module registers the tasks with the worker.
+import app.tasks  # noqa: E402,F401
