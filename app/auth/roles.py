@@ -1,32 +1,73 @@
 """The roles the app defines, as Flask-AppBuilder built-in roles.
 
-Each role is a list of (view name regex, permission regex) pairs matched against
-FAB's permission checks, so a role's rights live in code and need no migration.
-View classes are named after their menu (see app/admin/), which is what these
-patterns rely on."""
+Each role is a list of (view name regex, permission regex) pairs that FAB matches
+(re.match) against every permission check, so a role's rights live in code and need
+no migration. Admin screens are named <Model>View / <Model>Api (see app/admin/ and
+app/api/), menus by their label; these patterns rely on both."""
 
-READ = r"can_list|can_show|can_get|can_info|menu_access|can_download|can_export"
+READ = r"(can_list|can_show|can_get|can_info|can_download|can_export|menu_access)$"
+ANY = r".*"
 
-ROLES = {
-    "Admin": [(r".*", r".*")],
+
+def views(*names: str) -> str:
+    """A regex matching the admin views and REST APIs of these models exactly."""
+    return r"(%s)(View|Api)$" % "|".join(names)
+
+
+def menus(*labels: str) -> str:
+    return r"(%s)$" % "|".join(labels)
+
+
+CLIENTS = ("Client", "Contact", "ClientGroup", "ClientNote", "ClientUser")
+SALES = ("Order", "OrderItem", "Service", "ServiceAddon", "CancellationRequest", "Upgrade",
+         "Promotion", "Domain")
+MONEY = ("Invoice", "InvoiceItem", "Transaction", "CreditEntry", "CreditNote", "BillableItem",
+         "Quote", "QuoteItem", "PayMethod")
+CATALOG = ("ProductGroup", "Product", "ProductPricing", "ConfigOptionGroup", "ConfigOption",
+           "ConfigOptionValue", "ConfigOptionPricing", "Addon", "AddonPricing", "Currency",
+           "ExchangeRate", "Tld", "TldPricing", "Server", "ServerGroup", "Registrar")
+BILLING_SETUP = ("TaxRule", "PaymentGateway")
+SUPPORT = ("Ticket", "TicketReply", "TicketNote", "TicketAttachment", "SupportDepartment",
+           "KbCategory", "KbArticle", "Announcement")
+LOGS = ("ActivityLog", "EmailLog", "AutomationRun")
+REPORTS = r"(Report\w*|Dashboard\w*)$"
+
+# Every staff member may edit their own profile and manage their own two-factor login.
+SELF_SERVICE = [
+    (r"(UserInfoEditView|UserDBModelView|ResetMyPasswordView)$",
+     r"(can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|resetmypassword)$"),
+    (r"TwoFactorView$", ANY),
+]
+
+# Security screens (users, roles, permissions, API keys) are the Admin's alone.
+NOT_SECURITY = r"(?!User|Role|Permission|ViewMenu|RegisterUser|Group|ApiKey|ResetPassword)\w*(View|Api)$"
+
+ROLES: dict[str, list[tuple[str, str]]] = {
+    "Admin": [(ANY, ANY)],
+    # Billing and clients; catalog read-only; no staff or system settings.
     "Finance": [
-        (r"(Client|Contact|ClientGroup|ClientNote|ClientUser)(View|Api)$", r".*"),
-        (r"(Invoice|InvoiceItem|Transaction|Credit|CreditNote|BillableItem|Quote|QuoteItem|TaxRule|PayMethod|Order|OrderItem|Promotion|Service|ServiceAddon|Domain|CancellationRequest|Upgrade|Dashboard|Report.*)(View|Api)$", r".*"),
-        (r"(Product|ProductGroup|ProductPricing|Addon|Currency|ExchangeRate|Tld|TldPricing|PaymentGateway|ActivityLog|EmailLog|AutomationRun)(View|Api)$", READ),
-        (r"Clients|Orders|Billing|Catalog|Domains|Reports", r"menu_access"),
-        (r"UserInfoEditView|UserDBModelView|TwoFactorView", r"can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|can_manage|can_enrol"),
+        (views(*CLIENTS, *SALES, *MONEY), ANY),
+        (views(*CATALOG, *BILLING_SETUP, *LOGS), READ),
+        (REPORTS, ANY),
+        (menus("Clients", "Orders", "Billing", "Catalog", "Domains", "Reports"), r"menu_access$"),
+        *SELF_SERVICE,
     ],
+    # Reads clients and what they have; works tickets and the knowledge base;
+    # never changes money.
     "Support": [
-        (r"(Client|Contact|ClientGroup|Service|ServiceAddon|Domain|Order|OrderItem|Invoice|Product|ProductGroup)(View|Api)$", READ),
-        (r"(ClientNote|Ticket|TicketReply|TicketNote|SupportDepartment|KbCategory|KbArticle|Announcement|CancellationRequest|Dashboard)(View|Api)$", r".*"),
-        (r"Clients|Orders|Support|Domains", r"menu_access"),
-        (r"UserInfoEditView|UserDBModelView|TwoFactorView", r"can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|can_manage|can_enrol"),
+        (views(*CLIENTS, *SALES, "Invoice", "InvoiceItem", "Product", "ProductGroup"), READ),
+        (views("ClientNote", *SUPPORT), ANY),
+        (r"Dashboard\w*$", READ),
+        (menus("Clients", "Orders", "Domains", "Support"), r"menu_access$"),
+        *SELF_SERVICE,
     ],
+    # Reads everything but security; owns reports and dashboards.
     "Manager": [
-        (r".*(View|Api)$", READ),
-        (r"Report.*|Dashboard.*", r".*"),
-        (r"Clients|Orders|Billing|Catalog|Domains|Support|Reports|System", r"menu_access"),
-        (r"UserInfoEditView|UserDBModelView|TwoFactorView", r"can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|can_manage|can_enrol"),
+        (NOT_SECURITY, READ),
+        (REPORTS, ANY),
+        (menus("Clients", "Orders", "Billing", "Catalog", "Domains", "Support", "Reports",
+               "System"), r"menu_access$"),
+        *SELF_SERVICE,
     ],
     # Client users reach the portal only: not one admin screen.
     "Client": [],
