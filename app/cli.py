@@ -36,6 +36,25 @@ def create_admin(username, email, password, role, first_name, last_name) -> None
     click.echo(f"Staff user {username} created with role {role}.")
 
 
+@admin_cli.command("reset-2fa")
+@click.option("--username", required=True)
+@click.option("--reason", required=True, help="Why (kept in the activity log).")
+def reset_two_factor(username: str, reason: str) -> None:
+    """Turn off a user's two-factor login (lost device and recovery codes)."""
+    from flask import current_app
+
+    from app.activity import Actor
+    from app.auth import twofactor
+    from app.extensions import db
+
+    user = current_app.appbuilder.sm.find_user(username=username)
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    twofactor.reset(user, Actor.system("cli"), reason)
+    db.session.commit()
+    click.echo(f"Two-factor login turned off for {username}.")
+
+
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when clients exist already.")
 def seed_demo_command(if_empty: bool) -> None:

@@ -37,6 +37,7 @@ SELF_SERVICE = [
     (r"(UserInfoEditView|UserDBModelView|ResetMyPasswordView)$",
      r"(can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|resetmypassword)$"),
     (r"TwoFactorView$", ANY),
+    (r"(Security|Two-Factor Login)$", r"menu_access$"),
 ]
 
 # Security screens (users, roles, permissions, API keys) are the Admin's alone.
