@@ -6,12 +6,14 @@ from flask import current_app
 from app.auth.roles import ROLES
 
 
-def sync_roles_and_permissions() -> None:
+def sync_roles_and_permissions(register_permissions: bool = True) -> None:
+    """Make sure each built-in role exists and (optionally) register every view's
+    permissions, which only custom roles made in the admin need: the built-in roles
+    are matched by pattern and hold no permission rows."""
     appbuilder = current_app.appbuilder
     sm = appbuilder.sm
-    # Register every view's permissions (so custom roles made in the admin can use
-    # them), then make sure each built-in role exists.
-    appbuilder.add_permissions(update_perms=True)
+    if register_permissions:
+        appbuilder.add_permissions(update_perms=True)
     for name in ROLES:
         sm.add_role(name)
     sm.add_role(sm.auth_role_public)
