@@ -92,6 +92,12 @@ class Config:
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
     MAIL_FROM = os.environ.get("MAIL_FROM", "billing@example.com")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    # Without MAIL_SERVER, email is written to this folder as .eml files.
+    MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR")
 
 
 class TestConfig(Config):

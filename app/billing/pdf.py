@@ -1,0 +1,259 @@
+"""Invoice and credit-note PDFs (WeasyPrint, from Jinja templates in templates/documents/).
+
+Made in workers, never in a request (about 0.3 s a page). The stylesheet is parsed
+once per process, and nothing is ever fetched from the network: the only URLs the
+renderer may open are local files (the logo)."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from babel import Locale
+from flask import render_template
+from sqlalchemy import select
+from weasyprint import CSS, HTML
+from weasyprint.urls import URLFetcher
+
+from app import settings
+from app.billing.errors import BillingError
+from app.billing.eu_vat import REVERSE_CHARGE_NOTE
+from app.billing.money import to_money
+from app.extensions import db
+from app.models.billing import CreditNote, Invoice, InvoiceStatus, PaymentGateway
+from app.models.catalog import Currency
+from app.models.clients import Client
+
+DOCUMENTS_DIR = Path(__file__).resolve().parents[2] / "templates" / "documents"
+STYLESHEET_PATH = DOCUMENTS_DIR / "documents.css"
+
+# Status -> (stamp text, css class). Anything still owed shows UNPAID.
+_STAMPS = {
+    InvoiceStatus.PAID.value: ("PAID", "stamp-paid"),
+    InvoiceStatus.CANCELLED.value: ("CANCELLED", "stamp-cancelled"),
+    InvoiceStatus.REFUNDED.value: ("REFUNDED", "stamp-refunded"),
+    InvoiceStatus.DRAFT.value: ("DRAFT", "stamp-draft"),
+}
+_OWED_STATUSES = {InvoiceStatus.UNPAID.value, InvoiceStatus.PAYMENT_PENDING.value,
+                  InvoiceStatus.COLLECTIONS.value, InvoiceStatus.DRAFT.value}
+
+
+class DocumentNotFound(BillingError):
+    pass
+
+
+@functools.cache
+def _stylesheet() -> CSS:
+    """Parsed once per process: parsing the CSS costs more than a small page."""
+    return CSS(filename=str(STYLESHEET_PATH), url_fetcher=_local_files_only())
+
+
+def _local_files_only() -> URLFetcher:
+    """A fetcher that refuses every scheme but file: (http, https, ftp, data...)."""
+    return URLFetcher(allowed_protocols=("file",), allow_redirects=False, timeout=2)
+
+
+def format_money(amount: Decimal | None, currency: Currency) -> str:
+    """'$1,234.50', '-$5.00', '1,234.50 EUR': two decimals, with prefix/suffix, and the
+    code when the currency has neither (an amount never appears without its currency)."""
+    value = to_money(amount if amount is not None else Decimal("0"))
+    sign = "-" if value < 0 else ""
+    prefix, suffix = currency.prefix or "", currency.suffix or ""
+    if not prefix and not suffix:
+        suffix = f" {currency.code}"
+    return f"{sign}{prefix}{abs(value):,.2f}{suffix}"
+
+
+def format_rate(rate: Decimal | None) -> str:
+    """A tax rate without useless zeros: 20.0000 -> '20%', 7.5000 -> '7.5%'."""
+    value = Decimal(rate or 0).normalize()
+    return f"{value:f}%"
+
+
+def format_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    return f"{value.day} {value.strftime('%b %Y')}"
+
+
+@dataclass(frozen=True)
+class Party:
+    """A name-and-address block as printed (the business or the client)."""
+
+    name: str
+    lines: list[str]
+    tax_id: str = ""
+    email: str = ""
+
+
+def _country_name(code: str | None) -> str:
+    if not code:
+        return ""
+    return Locale("en").territories.get(code.upper(), code.upper())
+
+
+def _client_party(client: Client) -> Party:
+    lines = []
+    if client.company_name:
+        lines.append(client.full_name)
+    lines += [part for part in (client.address1, client.address2) if part]
+    city_line = " ".join(part for part in (client.city, client.state, client.postcode) if part)
+    if city_line:
+        lines.append(city_line)
+    if client.country:
+        lines.append(_country_name(client.country))
+    return Party(name=client.display_name, lines=lines, tax_id=client.tax_id or "",
+                 email=client.email)
+
+
+def _logo_uri(logo_setting: str) -> str | None:
+    """LogoURL as a file: URI when it names an existing local file; a web address is
+    ignored (documents are rendered offline and never call out)."""
+    value = logo_setting.strip()
+    if not value:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme == "file":
+        path = Path(parsed.path)
+    elif not parsed.scheme:
+        path = Path(value)
+    else:
+        return None
+    if not path.is_absolute():
+        path = Path(__file__).resolve().parents[2] / path
+    return path.resolve().as_uri() if path.is_file() else None
+
+
+def _business() -> dict:
+    values = settings.snapshot()
+    name = values["CompanyName"].strip()
+    pay_to = [line.strip() for line in values["InvoicePayTo"].splitlines() if line.strip()]
+    # The pay-to text usually starts with the company name, printed above it already.
+    if pay_to and pay_to[0] == name:
+        pay_to = pay_to[1:]
+    return {
+        "party": Party(name=name, lines=pay_to, tax_id=values["BusinessTaxId"].strip(),
+                       email=values["Email"].strip()),
+        "logo_uri": _logo_uri(values["LogoURL"]),
+        "website": values["Domain"].strip(),
+    }
+
+
+def _gateway_names() -> dict[str, str]:
+    return dict(db.session.execute(select(PaymentGateway.module, PaymentGateway.display_name)).all())
+
+
+def _bank_transfer() -> PaymentGateway | None:
+    return db.session.scalar(select(PaymentGateway).where(
+        PaymentGateway.module == "banktransfer", PaymentGateway.enabled.is_(True)))
+
+
+def invoice_context(invoice: Invoice) -> dict:
+    """Everything the invoice template prints, already decided: the template only lays out."""
+    currency = invoice.currency
+    gateway_names = _gateway_names()
+    tax_lines = [
+        {"name": name or "Tax", "rate": format_rate(rate), "amount": amount}
+        for name, rate, amount in (
+            (invoice.tax1_name, invoice.tax1_rate, invoice.tax1),
+            (invoice.tax2_name, invoice.tax2_rate, invoice.tax2),
+        )
+        if name or to_money(amount or 0) != 0
+    ]
+    payments = [
+        {
+            "date": format_date(tx.date),
+            "gateway": gateway_names.get(tx.gateway, tx.gateway),
+            "transaction_id": tx.gateway_transaction_id or "",
+            # A refund is money going back out: it prints as a negative payment.
+            "amount": (tx.amount_in or 0) - (tx.amount_out or 0),
+        }
+        for tx in sorted(invoice.transactions, key=lambda tx: (tx.date, tx.id))
+    ]
+    stamp_text, stamp_class = _STAMPS.get(invoice.status, ("UNPAID", "stamp-unpaid"))
+    owed = invoice.status in _OWED_STATUSES and to_money(invoice.balance) > 0
+    bank = _bank_transfer() if owed else None
+    return {
+        "title": "Invoice" if invoice.number else "Proforma Invoice",
+        "reference": invoice.number or f"Proforma #{invoice.id}",
+        "invoice": invoice,
+        "business": _business(),
+        "client": _client_party(invoice.client),
+        "currency_code": currency.code,
+        "money": functools.partial(format_money, currency=currency),
+        "issued": format_date(invoice.date),
+        "due": format_date(invoice.due_date),
+        "paid": format_date(invoice.paid_at),
+        "payment_method": gateway_names.get(invoice.payment_method or "", invoice.payment_method or ""),
+        "items": [
+            {
+                "description": item.description,
+                "period": (f"{format_date(item.period_start)} – {format_date(item.period_end)}"
+                           if item.period_start and item.period_end else
+                           format_date(item.period_start)),
+                "amount": item.amount,
+            }
+            for item in invoice.items
+        ],
+        "tax_lines": tax_lines,
+        "payments": payments,
+        "balance": invoice.balance,
+        "stamp": {"text": stamp_text, "css": stamp_class},
+        "reverse_charge_note": REVERSE_CHARGE_NOTE if invoice.reverse_charge else "",
+        "bank_transfer": (
+            {"name": bank.display_name, "instructions": (bank.instructions or "").strip()}
+            if bank else None
+        ),
+    }
+
+
+def credit_note_context(note: CreditNote) -> dict:
+    invoice = note.invoice
+    currency = invoice.currency
+    tax = note.tax or Decimal("0")
+    # The amount is what is credited to the client, tax included; tax is its share.
+    return {
+        "note": note,
+        "reference": note.number,
+        "invoice_reference": invoice.number or f"Proforma #{invoice.id}",
+        "invoice_date": format_date(invoice.date),
+        "business": _business(),
+        "client": _client_party(note.client),
+        "currency_code": currency.code,
+        "money": functools.partial(format_money, currency=currency),
+        "issued": format_date(note.date),
+        "net": to_money(note.amount) - to_money(tax),
+        "tax": tax,
+        "tax_label": (f"{invoice.tax1_name} ({format_rate(invoice.tax1_rate)})"
+                      if invoice.tax1_name else "Tax"),
+        "total": note.amount,
+        "reverse_charge_note": REVERSE_CHARGE_NOTE if invoice.reverse_charge else "",
+    }
+
+
+def _render(template: str, context: dict) -> bytes:
+    html = render_template(template, **context)
+    document = HTML(string=html, base_url=str(DOCUMENTS_DIR) + os.sep,
+                    url_fetcher=_local_files_only())
+    return document.write_pdf(stylesheets=[_stylesheet()])
+
+
+def render_invoice_pdf(invoice_id: int) -> bytes:
+    """The invoice as PDF bytes (call inside an app context, e.g. a Celery task)."""
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise DocumentNotFound(f"no invoice with id {invoice_id}")
+    return _render("documents/invoice.html", invoice_context(invoice))
+
+
+def render_credit_note_pdf(credit_note_id: int) -> bytes:
+    note = db.session.get(CreditNote, credit_note_id)
+    if note is None:
+        raise DocumentNotFound(f"no credit note with id {credit_note_id}")
+    return _render("documents/credit_note.html", credit_note_context(note))
