@@ -30,6 +30,7 @@ DEFAULTS: dict[str, str] = {
     "CreateDomainInvoiceDaysBefore": "30",
     "InvoiceNumberFormat": "INV-{YEAR}-{NUMBER:5}",
     "InvoiceNumberReset": "never",                # never | yearly | monthly
+    "CreditNoteNumberFormat": "CN-{YEAR}-{NUMBER:5}",
     "SequentialInvoiceNumbering": "on",
     "NumberOnPayment": "off",                     # proforma mode: number when paid
     "ContinuousInvoiceGeneration": "off",
