@@ -18,7 +18,7 @@ class DashboardIndexView(IndexView):
     @expose("/")
     def index(self):
         if not current_user.is_authenticated:
-            return redirect(url_for("AuthDBView.login"))
+            return redirect(url_for(f"{self.appbuilder.sm.auth_view.__class__.__name__}.login"))
         if not {role.name for role in current_user.roles} & set(STAFF_ROLES):
             # Client users have no admin screens: their home is the portal.
             return redirect("/portal/")
