@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from app.extensions import appbuilder, celery, db, migrate
 
@@ -56,3 +59,13 @@ def init_celery(app: Flask) -> None:
     celery.Task = FlaskTask
     celery.set_default()
     app.extensions["celery"] = celery
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_enforces_foreign_keys(dbapi_connection, connection_record) -> None:
+    """SQLite checks foreign keys only when asked, per connection: ask, so the
+    embedded default refuses the same broken links PostgreSQL does."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import MANYTOONE
 from werkzeug.utils import import_string
 from wtforms import (
-    BooleanField, PasswordField, SelectField, SelectMultipleField, StringField,
+    BooleanField, DecimalField, PasswordField, SelectField, SelectMultipleField, StringField,
 )
 from wtforms.fields.core import UnboundField
 from wtforms.validators import (
@@ -282,6 +282,19 @@ def _allow_unticked_boxes(form_class) -> None:
                 if not isinstance(check, InputRequired)]
 
 
+def _keep_numeric_scale(form_class, datamodel) -> None:
+    """A Numeric column's field shows as many places as the column keeps: FAB's
+    default of 2 would round a 4-place tax rate or a 6-place exchange rate on
+    every edit."""
+    for name in dir(form_class):
+        unbound = getattr(form_class, name, None)
+        if (isinstance(unbound, UnboundField) and issubclass(unbound.field_class, DecimalField)
+                and name in datamodel.list_columns):
+            scale = datamodel.list_columns[name].type.scale
+            if scale is not None:
+                unbound.kwargs["places"] = scale
+
+
 class AuditedModelView(ModelView):
     """A ModelView whose every add, edit and delete writes an ActivityLog entry
     (who, what, before and after) in the same commit as the change itself.
@@ -323,6 +336,7 @@ class AuditedModelView(ModelView):
         super()._init_forms()
         for form in (self.add_form, self.edit_form):
             _allow_unticked_boxes(form)
+            _keep_numeric_scale(form, self.datamodel)
 
     # -- hooks for subclasses -------------------------------------------------
 

@@ -1,0 +1,357 @@
+"""Staff screens of the Billing menu.
+
+Invoices, their items, transactions, the credit ledger and credit notes are read-only
+here: they change through billing-engine actions only, so a screen can never bypass
+the billing rules (numbering, tax, credit, the activity log)."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from wtforms import SelectField
+from wtforms.validators import Optional, StopValidation
+
+from app.admin.catalog import (
+    NumberBetween, Pattern, ReadOnlyModelView, TallyModelView, UniqueValue, format_amount,
+    format_percent, money_in, not_negative, optional_text, secret_field, select_field,
+    status_label,
+)
+from app.admin.clients import when, yes_no
+from app.models.billing import (
+    BillableItem, CreditEntry, CreditNote, Invoice, InvoiceItem, InvoiceStatus, PaymentGateway,
+    PayMethod, Quote, QuoteItem, QuoteStage, TaxRule, Transaction,
+)
+
+CLIENT_LABELS = {"client": "Client", "invoice": "Invoice", "currency": "Currency"}
+
+
+def status_search(label: str, statuses) -> SelectField:
+    """A status filter offered as a list of the statuses instead of free text."""
+    return SelectField(label, choices=[(s.value, s.value) for s in statuses],
+                       validators=[Optional()])
+
+
+# ---------------------------------------------------------------------------
+# Invoices and what hangs off them (read-only)
+# ---------------------------------------------------------------------------
+
+
+class InvoiceItemView(ReadOnlyModelView):
+    datamodel = SQLAInterface(InvoiceItem)
+    money_columns = money_in("invoice.currency", "amount")
+    list_title = "Invoice Items"
+    list_columns = ["invoice", "description", "type", "period_start", "period_end", "amount",
+                    "taxed"]
+    show_columns = ["invoice", "description", "type", "rel_id", "period_start", "period_end",
+                    "due_date", "amount", "taxed"]
+    search_columns = ["invoice", "description", "type"]
+    base_order = ("id", "asc")
+    label_columns = {**CLIENT_LABELS, "type": "Item type", "rel_id": "Related record #",
+                     "period_start": "Period from", "period_end": "Period to"}
+    formatters_columns = {"taxed": yes_no}
+
+
+class TransactionView(ReadOnlyModelView):
+    datamodel = SQLAInterface(Transaction)
+    money_columns = money_in("currency", "amount_in", "amount_out", "fees")
+    list_title = "Transactions"
+    list_columns = ["date", "client", "invoice", "gateway", "gateway_transaction_id",
+                    "amount_in", "amount_out", "fees"]
+    search_columns = ["date", "client", "invoice", "gateway", "gateway_transaction_id",
+                      "description"]
+    base_order = ("date", "desc")
+    label_columns = {**CLIENT_LABELS, "date": "Date", "gateway": "Gateway",
+                     "gateway_transaction_id": "Transaction ID", "amount_in": "Amount in",
+                     "amount_out": "Amount out", "fees": "Fees",
+                     "exchange_rate": "Exchange rate", "refund_of": "Refund of"}
+    show_fieldsets = [
+        ("Transaction", {"fields": ["date", "client", "invoice", "gateway",
+                                    "gateway_transaction_id", "description", "refund_of"]}),
+        ("Amounts", {"fields": ["currency", "amount_in", "amount_out", "fees",
+                                "exchange_rate"]}),
+    ]
+    formatters_columns = {"date": when}
+    # Payments, refunds and reversals are recorded by engine actions (app.billing),
+    # declared here as @action methods once the engine provides them.
+
+
+class CreditNoteView(ReadOnlyModelView):
+    datamodel = SQLAInterface(CreditNote)
+    money_columns = money_in("invoice.currency", "amount", "tax")
+    list_title = "Credit Notes"
+    list_columns = ["number", "date", "client", "invoice", "amount", "tax", "reason"]
+    search_columns = ["number", "date", "client", "invoice", "reason"]
+    base_order = ("date", "desc")
+    label_columns = {**CLIENT_LABELS, "number": "Number", "amount": "Amount", "tax": "Tax",
+                     "reason": "Reason"}
+    show_columns = ["number", "date", "client", "invoice", "amount", "tax", "reason"]
+
+
+class InvoiceView(ReadOnlyModelView):
+    datamodel = SQLAInterface(Invoice)
+    money_columns = money_in("currency", "subtotal", "tax1", "tax2", "credit_applied", "total",
+                             "amount_paid", "balance")
+    display_columns = {"number": repr}  # a draft has no number yet: "Draft #12"
+    list_title = "Invoices"
+    list_columns = ["number", "client", "date", "due_date", "total", "balance", "status"]
+    search_columns = ["number", "client", "status", "date", "due_date", "paid_at",
+                      "payment_method"]
+    search_form_extra_fields = {"status": status_search("Status", InvoiceStatus)}
+    base_order = ("date", "desc")
+    related_views = [InvoiceItemView, TransactionView, CreditNoteView]
+    label_columns = {
+        **CLIENT_LABELS, "number": "Invoice #", "date": "Invoice date", "due_date": "Due date",
+        "paid_at": "Paid on", "cancelled_at": "Cancelled on", "subtotal": "Subtotal",
+        "tax1_name": "Tax 1", "tax1_rate": "Tax 1 rate", "tax1": "Tax 1 amount",
+        "tax2_name": "Tax 2", "tax2_rate": "Tax 2 rate", "tax2": "Tax 2 amount",
+        "credit_applied": "Credit applied", "total": "Total", "amount_paid": "Paid",
+        "balance": "Balance due", "reverse_charge": "Reverse charge (EU VAT)",
+        "payment_method": "Payment method", "notes": "Notes for the client",
+        "admin_notes": "Staff notes", "status": "Status",
+    }
+    show_fieldsets = [
+        ("Invoice", {"fields": ["number", "client", "status", "date", "due_date", "paid_at",
+                                "cancelled_at", "payment_method"]}),
+        ("Amounts", {"fields": ["currency", "subtotal", "tax1_name", "tax1_rate", "tax1",
+                                "tax2_name", "tax2_rate", "tax2", "reverse_charge",
+                                "credit_applied", "total", "amount_paid", "balance"]}),
+        ("Notes", {"fields": ["notes", "admin_notes"], "expanded": False}),
+    ]
+    formatters_columns = {"status": status_label, "tax1_rate": format_percent,
+                          "tax2_rate": format_percent, "reverse_charge": yes_no,
+                          "paid_at": when, "cancelled_at": when}
+    # State changes (finalise, record a payment, apply credit, cancel, refund, send a
+    # reminder) are engine actions: declare them here as @action methods that call
+    # app.billing, so the admin button follows the same rules as the portal, the API
+    # and the daily run.
+
+
+class CreditEntryView(ReadOnlyModelView):
+    datamodel = SQLAInterface(CreditEntry)
+    money_columns = money_in("client.currency", "amount", "balance_after")
+    list_title = "Credit Ledger"
+    list_columns = ["date", "client", "description", "amount", "balance_after", "invoice"]
+    search_columns = ["date", "client", "description", "invoice"]
+    base_order = ("date", "desc")
+    label_columns = {**CLIENT_LABELS, "date": "Date", "description": "Description",
+                     "amount": "Amount (+ added, - used)", "balance_after": "Balance after"}
+    show_columns = ["date", "client", "description", "amount", "balance_after", "invoice"]
+    formatters_columns = {"date": when}
+
+
+# ---------------------------------------------------------------------------
+# Billable items and quotes (edited by staff; the engine invoices them)
+# ---------------------------------------------------------------------------
+
+INVOICE_ACTIONS = [("none", "Don't invoice"), ("next_cron", "Invoice on the next daily run"),
+                   ("next_invoice", "Add to the client's next invoice"),
+                   ("due_date", "Invoice on the due date"), ("recurring", "Invoice recurring")]
+RECUR_UNITS = [("", "-"), ("days", "Days"), ("weeks", "Weeks"), ("months", "Months"),
+               ("years", "Years")]
+
+
+class BillableItemView(TallyModelView):
+    datamodel = SQLAInterface(BillableItem)
+    money_columns = money_in("client.currency", "amount")
+    list_title = "Billable Items"
+    list_columns = ["client", "description", "amount", "hours", "invoice_action", "due_date",
+                    "invoiced"]
+    search_columns = ["client", "description", "invoice_action", "due_date", "invoiced"]
+    base_order = ("id", "desc")
+    label_columns = {**CLIENT_LABELS, "invoice_action": "Invoice action",
+                     "due_date": "Due date", "recur_every": "Repeat every",
+                     "recur_unit": "Repeat unit", "recur_for": "Repeat times (0 = for ever)",
+                     "invoice_count": "Times invoiced", "invoiced": "Invoiced",
+                     "created_at": "Created"}
+    add_columns = edit_columns = [
+        "client", "description", "amount", "hours", "invoice_action", "due_date",
+        "recur_every", "recur_unit", "recur_for"]
+    show_columns = [*add_columns, "invoice_count", "invoiced", "created_at"]
+    formatters_columns = {"invoiced": yes_no, "created_at": when}
+    validators_columns = {
+        "amount": [not_negative("The amount")],
+        "hours": [not_negative("Hours")],
+        "recur_every": [NumberBetween(0, message="Cannot be negative.")],
+        "recur_for": [NumberBetween(0, message="Cannot be negative.")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "invoice_action": select_field("Invoice action", INVOICE_ACTIONS, default="next_cron"),
+        "recur_unit": select_field("Repeat unit", RECUR_UNITS, required=False),
+    }
+
+
+class QuoteItemView(TallyModelView):
+    datamodel = SQLAInterface(QuoteItem)
+    money_columns = money_in("quote.currency", "unit_price")
+    list_title = "Quote Items"
+    list_columns = ["quote", "description", "quantity", "unit_price", "discount_percent",
+                    "taxed"]
+    base_order = ("id", "asc")
+    add_columns = edit_columns = show_columns = [
+        "quote", "description", "quantity", "unit_price", "discount_percent", "taxed"]
+    label_columns = {"unit_price": "Unit price", "discount_percent": "Discount"}
+    formatters_columns = {"discount_percent": format_percent, "taxed": yes_no}
+    validators_columns = {
+        "quantity": [NumberBetween(1, message="The quantity is at least 1.")],
+        "unit_price": [not_negative("The unit price")],
+        "discount_percent": [NumberBetween(Decimal("0"), Decimal("100"),
+                                           "The discount is 0 to 100 percent.")],
+    }
+
+
+class QuoteView(TallyModelView):
+    datamodel = SQLAInterface(Quote)
+    money_columns = money_in("currency", "subtotal", "tax1", "tax2", "total")
+    list_title = "Quotes"
+    list_columns = ["id", "subject", "client", "valid_until", "total", "stage"]
+    search_columns = ["subject", "client", "stage", "valid_until"]
+    search_form_extra_fields = {"stage": status_search("Stage", QuoteStage)}
+    base_order = ("id", "desc")
+    related_views = [QuoteItemView]
+    label_columns = {**CLIENT_LABELS, "id": "Quote #", "valid_until": "Valid until",
+                     "customer_notes": "Notes for the client", "admin_notes": "Staff notes",
+                     "accepted_at": "Accepted on", "invoice_id": "Invoice #",
+                     "tax1": "Tax 1", "tax2": "Tax 2"}
+    # Totals are worked out by the engine from the items: never typed in here.
+    add_columns = edit_columns = [
+        "subject", "client", "stage", "currency", "valid_until", "proposal", "customer_notes",
+        "admin_notes"]
+    show_fieldsets = [
+        ("Quote", {"fields": ["id", "subject", "client", "stage", "valid_until", "accepted_at",
+                              "invoice_id"]}),
+        ("Amounts", {"fields": ["currency", "subtotal", "tax1", "tax2", "total"]}),
+        ("Text", {"fields": ["proposal", "customer_notes", "admin_notes"], "expanded": False}),
+    ]
+    formatters_columns = {"stage": status_label, "accepted_at": when}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "stage": select_field("Stage", [(s.value, s.value) for s in QuoteStage],
+                              default=QuoteStage.DRAFT.value),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Settings of billing: taxes, gateways, stored payment methods
+# ---------------------------------------------------------------------------
+
+
+class TaxRuleView(TallyModelView):
+    datamodel = SQLAInterface(TaxRule)
+    list_title = "Tax Rules"
+    list_columns = ["level", "name", "country", "state", "rate"]
+    search_columns = ["level", "name", "country", "state"]
+    base_order = ("level", "asc")
+    add_columns = edit_columns = show_columns = ["level", "name", "country", "state", "rate"]
+    label_columns = {"level": "Level", "rate": "Rate"}
+    description_columns = {
+        "country": "Two-letter country code (e.g. GB); empty for every country.",
+        "state": "Empty for every state.",
+        "rate": "Percent, e.g. 20 for 20%.",
+    }
+    formatters_columns = {"rate": format_percent}
+    validators_columns = {
+        "country": [Pattern(r"[A-Z]{2}", "A country is a two-letter code such as US or GB.",
+                            case="upper")],
+        "rate": [NumberBetween(Decimal("0"), Decimal("100"),
+                               "A tax rate is at least 0 and below 100 percent.",
+                               maximum_inclusive=False)],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "level": select_field("Level", [(1, "Level 1"), (2, "Level 2 (compound or second tax)")],
+                              coerce=int, default=1),
+    }
+
+
+def json_object(form, field):
+    if not field.data or not field.data.strip():
+        return
+    try:
+        parsed = json.loads(field.data)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise StopValidation('Credentials are a JSON object, e.g. {"api_key": "..."}.')
+
+
+class PaymentGatewayView(TallyModelView):
+    datamodel = SQLAInterface(PaymentGateway)
+    list_title = "Payment Gateways"
+    list_columns = ["display_name", "module", "enabled", "test_mode", "currencies",
+                    "sort_order"]
+    search_columns = ["display_name", "module", "enabled"]
+    base_order = ("sort_order", "asc")
+    secret_columns = ("credentials",)
+    label_columns = {"display_name": "Name", "test_mode": "Test mode",
+                     "currencies": "Currencies", "credentials": "Credentials",
+                     "surcharge_percent": "Surcharge (%)", "surcharge_fixed": "Surcharge (fixed)",
+                     "sort_order": "Sort order"}
+    add_fieldsets = edit_fieldsets = show_fieldsets = [
+        ("Gateway", {"fields": ["display_name", "module", "enabled", "test_mode", "currencies",
+                                "sort_order", "instructions"]}),
+        ("Credentials", {"fields": ["credentials"]}),
+        ("Surcharge", {"fields": ["surcharge_percent", "surcharge_fixed"]}),
+    ]
+    formatters_columns = {"enabled": yes_no, "test_mode": yes_no,
+                          "surcharge_percent": format_percent, "surcharge_fixed": format_amount}
+    validators_columns = {
+        "module": [Pattern(r"[a-z][a-z0-9_]{1,49}", "A module name is lowercase letters, "
+                           "digits and underscores, e.g. stripe.", case="lower"),
+                   UniqueValue(PaymentGateway, "module", "The gateway {value} is set up already.")],
+        "surcharge_percent": [NumberBetween(Decimal("0"), Decimal("100"),
+                                            "The surcharge is 0 to 100 percent.")],
+        "surcharge_fixed": [not_negative("The surcharge")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "currencies": optional_text(
+            "Currencies", "Codes separated by commas, e.g. USD,EUR; empty for all.",
+            max_length=255, validators=[Pattern(
+                r"[A-Z]{3}(?:,[A-Z]{3})*",
+                "List 3-letter currency codes separated by commas, e.g. USD,EUR.",
+                case="upper")]),
+        "credentials": secret_field("Credentials (JSON)", textarea=True,
+                                    validators=[json_object]),
+    }
+
+
+class PayMethodView(TallyModelView):
+    datamodel = SQLAInterface(PayMethod)
+    list_title = "Stored Pay Methods"
+    list_columns = ["client", "gateway", "kind", "brand", "last4", "expiry_month",
+                    "expiry_year", "is_default"]
+    search_columns = ["client", "gateway", "kind", "is_default"]
+    base_order = ("id", "desc")
+    secret_columns = ("token",)
+    label_columns = {**CLIENT_LABELS, "kind": "Type", "last4": "Last 4 digits",
+                     "expiry_month": "Expiry month", "expiry_year": "Expiry year",
+                     "is_default": "Default", "token": "Gateway token"}
+    add_columns = edit_columns = show_columns = [
+        "client", "gateway", "kind", "token", "brand", "last4", "expiry_month", "expiry_year",
+        "description", "is_default"]
+    description_columns = {"token": "The gateway's token for the card or account; a card "
+                                    "number is never stored."}
+    formatters_columns = {"is_default": yes_no}
+    validators_columns = {
+        "last4": [Pattern(r"\d{4}", "The last 4 digits, e.g. 4242.")],
+        "expiry_month": [NumberBetween(1, 12, "A month is 1 to 12.")],
+        "expiry_year": [NumberBetween(2000, 2100, "Enter a 4-digit year.")],
+    }
+    _kind = select_field("Type", [("card", "Card"), ("bank", "Bank account"),
+                                  ("paypal", "PayPal")], default="card")
+    # A new pay method must carry its token; on edit an empty field keeps the stored one.
+    add_form_extra_fields = {"kind": _kind, "token": secret_field("Gateway token", required=True)}
+    edit_form_extra_fields = {"kind": _kind, "token": secret_field("Gateway token")}
+
+
+def register(appbuilder) -> None:
+    menu = dict(category="Billing", category_icon="fa-file-text-o")
+    appbuilder.add_view(InvoiceView, "Invoices", icon="fa-file-text-o", **menu)
+    appbuilder.add_view_no_menu(InvoiceItemView)
+    appbuilder.add_view(TransactionView, "Transactions", icon="fa-exchange", **menu)
+    appbuilder.add_view(CreditEntryView, "Credit Ledger", icon="fa-book", **menu)
+    appbuilder.add_view(CreditNoteView, "Credit Notes", icon="fa-undo", **menu)
+    appbuilder.add_view(BillableItemView, "Billable Items", icon="fa-clock-o", **menu)
+    appbuilder.add_view(QuoteView, "Quotes", icon="fa-file-o", **menu)
+    appbuilder.add_view_no_menu(QuoteItemView)
+    appbuilder.add_view(TaxRuleView, "Tax Rules", icon="fa-percent", **menu)
+    appbuilder.add_view(PaymentGatewayView, "Payment Gateways", icon="fa-credit-card", **menu)
+    appbuilder.add_view(PayMethodView, "Stored Pay Methods", icon="fa-lock", **menu)

@@ -1,0 +1,181 @@
+"""Staff screens of the Domains menu: clients' domains, TLDs and their prices,
+registrar modules."""
+from __future__ import annotations
+
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+from app.admin.catalog import (
+    KnownRow, NumberBetween, Pattern, TallyModelView, UniqueTogether, UniqueValue,
+    format_amount, money_in, not_negative, optional_text, secret_field, select_field,
+    status_label,
+)
+from app.admin.clients import when, yes_no
+from app.models.domains import Domain, DomainStatus, Registrar, Tld, TldPricing
+
+# Labels of letters, digits and inner hyphens; the extension is letters or IDN
+# punycode (xn--...).
+DOMAIN_NAME = (r"(?=.{4,253}$)"
+               r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+               r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
+TLD_EXTENSION = (r"\.(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                 r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
+REGISTRAR_MODULE = r"[a-z][a-z0-9_]{1,49}"
+
+
+class DomainView(TallyModelView):
+    datamodel = SQLAInterface(Domain)
+    money_columns = money_in("client.currency", "first_payment_amount", "recurring_amount")
+    list_title = "Domains"
+    list_columns = ["name", "client", "registrar", "registration_date", "expiry_date",
+                    "next_due_date", "recurring_amount", "auto_renew", "status"]
+    search_columns = ["name", "client", "status", "registrar", "expiry_date", "next_due_date",
+                      "auto_renew"]
+    base_order = ("id", "desc")
+    label_columns = {
+        "name": "Domain", "type": "Order type", "registration_date": "Registered on",
+        "expiry_date": "Expires on", "next_due_date": "Next due date",
+        "next_invoice_date": "Next invoice date", "registration_period": "Period (years)",
+        "first_payment_amount": "First payment", "recurring_amount": "Recurring amount",
+        "payment_method": "Payment method", "auto_renew": "Auto renew",
+        "registrar_lock": "Registrar lock", "id_protection": "ID protection",
+        "dns_management": "DNS management", "email_forwarding": "Email forwarding",
+        "do_not_renew": "Do not renew", "last_synced_at": "Last synced with registrar",
+        "created_at": "Created", "updated_at": "Updated",
+    }
+    _domain = ["name", "client", "type", "status", "registrar", "registration_period"]
+    _dates = ["registration_date", "expiry_date", "next_due_date", "next_invoice_date"]
+    _billing = ["first_payment_amount", "recurring_amount", "payment_method", "auto_renew",
+                "do_not_renew"]
+    _management = ["nameservers", "registrar_lock", "id_protection", "dns_management",
+                   "email_forwarding"]
+    add_fieldsets = edit_fieldsets = [
+        ("Domain", {"fields": _domain}),
+        ("Dates", {"fields": _dates}),
+        ("Billing", {"fields": _billing}),
+        ("Management", {"fields": _management}),
+        ("Notes", {"fields": ["notes"], "expanded": False}),
+    ]
+    show_fieldsets = [
+        *add_fieldsets[:4],
+        ("Notes and history", {"fields": ["notes", "last_synced_at", "created_at",
+                                          "updated_at"]}),
+    ]
+    formatters_columns = {"status": status_label, "auto_renew": yes_no, "do_not_renew": yes_no,
+                          "registrar_lock": yes_no, "id_protection": yes_no,
+                          "dns_management": yes_no, "email_forwarding": yes_no,
+                          "last_synced_at": when, "created_at": when, "updated_at": when}
+    description_columns = {"nameservers": "One nameserver per line."}
+    validators_columns = {
+        "client": [KnownRow("client")],
+        "name": [Pattern(DOMAIN_NAME, "Enter a domain name such as example.com: letters, "
+                         "digits and hyphens, then a valid extension.", case="lower"),
+                 UniqueValue(Domain, "name", "The domain {value} is already on file.")],
+        "registration_period": [NumberBetween(1, 10, "The registration period is 1 to 10 years.")],
+        "first_payment_amount": [not_negative("The first payment")],
+        "recurring_amount": [not_negative("The recurring amount")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "type": select_field("Order type", [("Register", "Register"), ("Transfer", "Transfer")],
+                             default="Register"),
+        "status": select_field("Status", [(s.value, s.value) for s in DomainStatus],
+                               default=DomainStatus.PENDING.value),
+        "nameservers": optional_text("Nameservers", "One nameserver per line.", textarea=True),
+    }
+
+
+class TldPricingView(TallyModelView):
+    datamodel = SQLAInterface(TldPricing)
+    money_columns = money_in("currency", "register_price", "transfer_price", "renew_price")
+    list_title = "TLD Prices"
+    list_columns = ["tld", "currency", "years", "register_price", "transfer_price",
+                    "renew_price"]
+    base_order = ("years", "asc")
+    label_columns = {"tld": "TLD", "years": "Years", "register_price": "Register",
+                     "transfer_price": "Transfer", "renew_price": "Renew"}
+    add_columns = edit_columns = show_columns = [
+        "tld", "currency", "years", "register_price", "transfer_price", "renew_price"]
+    validators_columns = {
+        "tld": [KnownRow("TLD")],
+        "currency": [KnownRow("currency")],
+        "years": [NumberBetween(1, 10, "Years must be between 1 and 10."),
+                  UniqueTogether(TldPricing, {"tld": "tld_id", "currency": "currency_id",
+                                              "years": "years"},
+                                 "There is already a {years}-year price in {currency} for "
+                                 "{tld}: edit that one instead.")],
+        "register_price": [not_negative("The register price")],
+        "transfer_price": [not_negative("The transfer price")],
+        "renew_price": [not_negative("The renew price")],
+    }
+
+
+class TldView(TallyModelView):
+    datamodel = SQLAInterface(Tld)
+    list_title = "TLDs"
+    list_columns = ["extension", "registrar_module", "epp_required", "dns_management",
+                    "id_protection", "label", "sort_order"]
+    search_columns = ["extension", "registrar_module", "label"]
+    base_order = ("sort_order", "asc")
+    related_views = [TldPricingView]
+    label_columns = {
+        "extension": "Extension", "registrar_module": "Registrar",
+        "epp_required": "EPP code required", "dns_management": "DNS management",
+        "email_forwarding": "Email forwarding", "id_protection": "ID protection",
+        "grace_period_days": "Grace period (days)", "grace_fee": "Grace fee",
+        "redemption_period_days": "Redemption period (days)", "redemption_fee": "Redemption fee",
+        "label": "Promotion label", "sort_order": "Sort order",
+    }
+    add_fieldsets = edit_fieldsets = show_fieldsets = [
+        ("TLD", {"fields": ["extension", "registrar_module", "label", "sort_order"]}),
+        ("Features", {"fields": ["epp_required", "dns_management", "email_forwarding",
+                                 "id_protection"]}),
+        ("Expiry", {"fields": ["grace_period_days", "grace_fee", "redemption_period_days",
+                               "redemption_fee"]}),
+    ]
+    formatters_columns = {"epp_required": yes_no, "dns_management": yes_no,
+                          "email_forwarding": yes_no, "id_protection": yes_no,
+                          "grace_fee": format_amount, "redemption_fee": format_amount}
+    description_columns = {"extension": "Starting with a dot, e.g. .com or .co.uk."}
+    validators_columns = {
+        "extension": [Pattern(TLD_EXTENSION, "A TLD starts with a dot, e.g. .com or .co.uk.",
+                              case="lower"),
+                      UniqueValue(Tld, "extension", "The TLD {value} exists already.")],
+        "grace_period_days": [NumberBetween(0, 365, "The grace period is 0 to 365 days.")],
+        "redemption_period_days": [
+            NumberBetween(0, 365, "The redemption period is 0 to 365 days.")],
+        "grace_fee": [not_negative("The grace fee")],
+        "redemption_fee": [not_negative("The redemption fee")],
+        "sort_order": [NumberBetween(0, message="The sort order cannot be negative.")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "label": select_field("Promotion label", [("", "None"), ("hot", "Hot"), ("new", "New"),
+                                                  ("sale", "Sale")], required=False),
+    }
+
+
+class RegistrarView(TallyModelView):
+    datamodel = SQLAInterface(Registrar)
+    list_title = "Registrars"
+    list_columns = ["display_name", "module", "enabled", "test_mode", "username"]
+    search_columns = ["display_name", "module", "enabled"]
+    base_order = ("display_name", "asc")
+    secret_columns = ("api_key",)
+    add_columns = edit_columns = show_columns = [
+        "display_name", "module", "enabled", "test_mode", "api_url", "username", "api_key"]
+    label_columns = {"display_name": "Name", "module": "Module", "test_mode": "Test mode",
+                     "api_url": "API URL", "api_key": "API key"}
+    formatters_columns = {"enabled": yes_no, "test_mode": yes_no}
+    validators_columns = {
+        "module": [Pattern(REGISTRAR_MODULE, "A module name is lowercase letters, digits and "
+                           "underscores, e.g. enom.", case="lower"),
+                   UniqueValue(Registrar, "module", "The registrar module {value} is set up "
+                               "already.")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {"api_key": secret_field("API key")}
+
+
+def register(appbuilder) -> None:
+    menu = dict(category="Domains", category_icon="fa-globe")
+    appbuilder.add_view(DomainView, "Domains", icon="fa-globe", **menu)
+    appbuilder.add_view(TldView, "TLDs and Pricing", icon="fa-tags", **menu)
+    appbuilder.add_view_no_menu(TldPricingView)
+    appbuilder.add_view(RegistrarView, "Registrars", icon="fa-plug", **menu)
