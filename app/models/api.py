@@ -1,0 +1,1 @@
+"""api models (filled in by the api work)."""

@@ -1,0 +1,1 @@
+"""gateways models (filled in by the gateways work)."""

@@ -1,0 +1,1 @@
+"""portal models (filled in by the portal work)."""
