@@ -44,6 +44,8 @@ run: demo
 	@echo ""
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
+# Two workers (one per core); each gets its own database (see tests/conftest.py).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: install-dev browser
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

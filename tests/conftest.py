@@ -17,8 +17,31 @@ _tmp = tempfile.mkdtemp(prefix="tallyhost-tests-",
                         dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 
 
+def database_url_for_tests() -> str:
+    """SQLite in a temporary folder, or DATABASE_URL; under pytest-xdist each worker
+    gets its own PostgreSQL database (test_gw0, test_gw1 ...), made when missing."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{_tmp}/test.db"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import create_engine
+
+    base, name = url.rsplit("/", 1)
+    worker_name = f"{name}_{worker}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": worker_name}).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{worker_name}"'))
+    engine.dispose()
+    return f"{base}/{worker_name}"
+
+
 class PytestConfig(TestConfig):
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{_tmp}/test.db"
+    SQLALCHEMY_DATABASE_URI = database_url_for_tests()
     UPLOAD_FOLDER = os.path.join(_tmp, "uploads")
 
 
