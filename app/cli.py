@@ -4,6 +4,8 @@ from flask import Flask
 from flask.cli import AppGroup
 from flask_migrate import upgrade
 
+from app.extensions import db
+
 admin_cli = AppGroup("admin", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="Demo data.")
 
@@ -15,7 +17,11 @@ def setup_command() -> None:
     from app.auth.bootstrap import sync_roles_and_permissions
 
     sync_roles_and_permissions()
-    click.echo("Database migrated; roles and permissions in place.")
+    from reports.builtin import ensure_builtin_reports
+
+    ensure_builtin_reports()
+    db.session.commit()
+    click.echo("Database migrated; roles, permissions and built-in reports in place.")
 
 
 @admin_cli.command("create")
@@ -66,6 +72,12 @@ def seed_demo_command(if_empty: bool) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from reports.cli import reports_cli
+
+    app.cli.add_command(reports_cli)
     app.cli.add_command(setup_command)
     app.cli.add_command(admin_cli)
     app.cli.add_command(demo_cli)
+    from app.api_cli import register_api_cli
+
+    register_api_cli(app)

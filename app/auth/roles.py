@@ -59,7 +59,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         (views(*CLIENTS, *SALES, "Invoice", "InvoiceItem", "Product", "ProductGroup"), READ),
         (views("ClientNote", *SUPPORT), ANY),
         (r"Dashboard\w*$", READ),
-        (menus("Clients", "Orders", "Domains", "Support"), r"menu_access$"),
+        (menus("Clients", "Orders", "Domains", "Support", "Reports"), r"menu_access$"),
         *SELF_SERVICE,
     ],
     # Reads everything but security; owns reports and dashboards.

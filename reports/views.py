@@ -1,0 +1,324 @@
+"""Staff screens of the Reports menu: the report list, one report with its chart,
+table and downloads, the builder, and the analytics dashboard.
+
+Views only read the request, call reports.* and render: every figure is computed by
+the builder or a built-in computation."""
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import urlencode
+
+import plotly
+from flask import (
+    Blueprint, abort, current_app, flash, redirect, request, send_from_directory, url_for,
+)
+from flask_appbuilder import BaseView, expose, has_access
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+
+from app.auth.roles import STAFF_ROLES
+from app.extensions import db
+from reports.builder import (
+    AGGREGATES, AGGREGATE_LABELS, CHART_TYPES, FILTER_OPS, FILTER_ROWS, GROUP_ROWS,
+    MEASURE_ROWS, OP_LABELS, ReportDefinition, ReportError, business_today,
+    definition_from_form, definition_to_form, run_report,
+)
+from reports.builtin import (
+    BUILTINS_BY_KEY, builtin_report, dashboard_kpis, dashboard_trends, ensure_builtin_reports,
+)
+from reports.charts import figure_for
+from reports.datasets import DATASETS
+from reports.exports import FORMATS, export
+from reports.saved import (
+    ReportNotFound, can_edit, clone_report, delete_report, get_visible, save_report,
+    visible_reports,
+)
+from reports.sql import TIME_BUCKETS
+
+TABLE_ROWS_SHOWN = 500
+
+# plotly.js comes from the installed plotly package: no CDN, no copy in the tree.
+PLOTLY_JS_DIR = os.path.join(os.path.dirname(plotly.__file__), "package_data")
+assets = Blueprint("report_assets", __name__)
+
+
+@assets.route("/reports/assets/plotly.min.js")
+def plotly_js():
+    return send_from_directory(PLOTLY_JS_DIR, "plotly.min.js", mimetype="text/javascript",
+                               max_age=7 * 24 * 3600)
+
+
+class CsrfForm(FlaskForm):
+    """Carries the CSRF token of the report forms that change something."""
+
+
+def _page(result) -> dict:
+    """What a template needs to show a result: the figure, the first rows, notes."""
+    return {"result": result, "figure": figure_for(result),
+            "rows": result.display_rows(TABLE_ROWS_SHOWN),
+            "more_rows": max(0, len(result.frame) - TABLE_ROWS_SHOWN)}
+
+
+def _send(result, fmt: str):
+    document = export(result, fmt, business_today())
+    response = current_app.response_class(document.content, mimetype=document.mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{document.filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _refusal(error: ReportError):
+    """Why a download cannot be made, as plain text (it may quote the request)."""
+    return current_app.response_class("; ".join(error.errors), status=400,
+                                      mimetype="text/plain")
+
+
+class ReportListView(BaseView):
+    route_base = "/reports"
+    default_view = "list"
+
+    def _report(self, report_id: int):
+        try:
+            return get_visible(current_user, report_id)
+        except ReportNotFound:
+            abort(404)
+
+    @expose("/")
+    @has_access
+    def list(self):
+        ensure_builtin_reports()
+        reports = visible_reports(current_user)
+        return self.render_template("reports/list.html", reports=reports, form=CsrfForm())
+
+    @expose("/<int:report_id>")
+    @has_access
+    def show(self, report_id: int):
+        report = self._report(report_id)
+        context = {"report": report, "errors": [], "form": CsrfForm(),
+                   "editable": can_edit(current_user, report),
+                   "download_urls": {fmt: url_for("ReportListView.download", report_id=report.id,
+                                                  fmt=fmt) for fmt in FORMATS}}
+        try:
+            result = run_report(ReportDefinition.from_dict(report.definition), report.name)
+            context.update(_page(result))
+        except ReportError as exc:
+            context["errors"] = exc.errors
+        return self.render_template("reports/show.html", **context)
+
+    @expose("/<int:report_id>/export.<fmt>")
+    @has_access
+    def download(self, report_id: int, fmt: str):
+        if fmt not in FORMATS:
+            abort(404)
+        report = self._report(report_id)
+        try:
+            result = run_report(ReportDefinition.from_dict(report.definition), report.name)
+        except ReportError as exc:
+            return _refusal(exc)
+        return _send(result, fmt)
+
+    @expose("/<int:report_id>/clone", methods=["POST"])
+    @has_access
+    def clone(self, report_id: int):
+        report = self._report(report_id)
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        try:
+            copy = clone_report(current_user, report)
+            db.session.commit()
+        except ReportError as exc:
+            db.session.rollback()
+            flash("; ".join(exc.errors), "danger")
+            return redirect(url_for("ReportListView.show", report_id=report_id))
+        flash(f"Copied as {copy.name}. Change it in the builder and save.", "success")
+        return redirect(url_for("ReportBuilderView.index", report=copy.id))
+
+    @expose("/<int:report_id>/delete", methods=["POST"])
+    @has_access
+    def delete(self, report_id: int):
+        report = self._report(report_id)
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        try:
+            delete_report(current_user, report)
+            db.session.commit()
+        except ReportError as exc:
+            db.session.rollback()
+            flash("; ".join(exc.errors), "danger")
+            return redirect(url_for("ReportListView.show", report_id=report_id))
+        flash("Report deleted.", "success")
+        return redirect(url_for("ReportListView.list"))
+
+
+def _builder_context(values: dict, definition: ReportDefinition | None, **extra) -> dict:
+    dataset = DATASETS.get(values.get("dataset")) or DATASETS["invoices"]
+    return {
+        "datasets": list(DATASETS.values()), "dataset": dataset, "values": values,
+        "definition": definition,
+        "definition_json": json.dumps(definition.to_dict()) if definition else "",
+        "filter_rows": range(FILTER_ROWS), "group_rows": range(GROUP_ROWS),
+        "measure_rows": range(MEASURE_ROWS), "filter_ops": FILTER_OPS, "op_labels": OP_LABELS,
+        "aggregates": AGGREGATES, "aggregate_labels": AGGREGATE_LABELS,
+        "buckets": TIME_BUCKETS, "chart_types": CHART_TYPES, "roles": STAFF_ROLES,
+        "form": CsrfForm(), "errors": [], "result": None, "figure": None,
+        "sort_options": _sort_options(definition, dataset),
+        "download_urls": {fmt: url_for("ReportBuilderView.download", fmt=fmt) + "?"
+                          + urlencode(_definition_query(definition), doseq=True)
+                          for fmt in FORMATS} if definition else {},
+        **extra,
+    }
+
+
+class ReportBuilderView(BaseView):
+    route_base = "/reports/builder"
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        args = request.args
+        report = None
+        if args.get("report", "").isdigit():
+            try:
+                report = get_visible(current_user, int(args["report"]))
+            except ReportNotFound:
+                abort(404)
+            try:
+                definition = ReportDefinition.from_dict(report.definition)
+            except ReportError as exc:
+                return self._render(definition_to_form(ReportDefinition(report.dataset)), None,
+                                    exc.errors, report=report)
+            return self._run(definition_to_form(definition), definition, report=report)
+        if "run" not in args:
+            values = {"dataset": args.get("dataset") or "invoices", "chart": "table"}
+            return self._render(values, None, [])
+        values = _form_values(args)
+        try:
+            definition = definition_from_form(args)
+        except ReportError as exc:
+            return self._render(values, None, exc.errors, status=400)
+        return self._run(values, definition)
+
+    def _run(self, values, definition, report=None, errors=(), status=200):
+        title = report.name if report else "Ad hoc report"
+        try:
+            result = run_report(definition, title)
+        except ReportError as exc:
+            return self._render(values, definition, exc.errors, report=report, status=400)
+        return self._render(values, definition, list(errors), report=report, status=status,
+                            **_page(result))
+
+    def _render(self, values, definition, errors, status=200, report=None, **extra):
+        context = _builder_context(values, definition, report=report,
+                                   editable=bool(report and can_edit(current_user, report)),
+                                   **extra)
+        context["errors"] = errors
+        return self.render_template("reports/builder.html", **context), status
+
+    @expose("/save", methods=["POST"])
+    @has_access
+    def save(self):
+        form = request.form
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        try:
+            definition = ReportDefinition.from_dict(json.loads(form.get("definition") or "null"))
+        except (ValueError, ReportError) as exc:
+            errors = exc.errors if isinstance(exc, ReportError) else ["the definition is not JSON"]
+            return self._render({"dataset": "invoices"}, None, errors, status=400)
+        report = None
+        if form.get("report_id", "").isdigit() and form.get("save_as") != "new":
+            try:
+                report = get_visible(current_user, int(form["report_id"]))
+            except ReportNotFound:
+                abort(404)
+        try:
+            saved = save_report(current_user, form.get("name", ""), definition,
+                                description=form.get("description", ""),
+                                shared_roles=form.getlist("shared_roles"), report=report,
+                                today=business_today())
+            db.session.commit()
+        except ReportError as exc:
+            db.session.rollback()
+            # The report again, with the reason and the save form to correct it.
+            return self._run(definition_to_form(definition), definition, report=report,
+                             errors=exc.errors, status=400)
+        flash(f"Report {saved.name} saved.", "success")
+        return redirect(url_for("ReportListView.show", report_id=saved.id))
+
+    @expose("/export.<fmt>")
+    @has_access
+    def download(self, fmt: str):
+        if fmt not in FORMATS:
+            abort(404)
+        try:
+            definition = definition_from_form(request.args)
+            result = run_report(definition, "Ad hoc report")
+        except ReportError as exc:
+            return _refusal(exc)
+        return _send(result, fmt)
+
+
+def _sort_options(definition: ReportDefinition | None, dataset) -> list[str]:
+    """Names the sort field accepts: the outputs of a grouped report, else columns."""
+    if definition is None or not definition.aggregated:
+        return dataset.column_names
+    names = [group.output for group in definition.group_by]
+    names += [measure.output for measure in definition.measures]
+    return names + (["currency"] if dataset.column("currency") else [])
+
+
+def _definition_query(definition: ReportDefinition) -> dict:
+    """The builder's query string for a definition: ad hoc downloads repeat it."""
+    return {key: value for key, value in definition_to_form(definition).items()
+            if value not in ("", None, [])}
+
+
+def _form_values(args: MultiDict) -> dict:
+    values = {key: args.get(key) for key in args}
+    values["columns"] = args.getlist("columns")
+    return values
+
+
+class ReportDashboardView(BaseView):
+    """The managers' analytics dashboard. Its permission name starts with Dashboard
+    so that the Support role, which may read dashboards only, can open it."""
+
+    route_base = "/reports/dashboard"
+    default_view = "index"
+    class_permission_name = "DashboardAnalytics"
+    method_permission_name = {"index": "list"}
+
+    @expose("/")
+    @has_access
+    def index(self):
+        ensure_builtin_reports()
+        today = business_today()
+        sm = self.appbuilder.sm
+        links = {}
+        if sm.has_access("can_show", "ReportListView"):
+            for key in BUILTINS_BY_KEY:
+                report = builtin_report(key)
+                if report is not None:
+                    links[key] = url_for("ReportListView.show", report_id=report.id)
+        trends = [{"result": result, "figure": figure_for(result),
+                   "link": links.get(key)}
+                  for key, result in zip(("income_by_month", "mrr_by_month",
+                                          "new_clients_by_month"), dashboard_trends(today))]
+        return self.render_template("reports/dashboard.html", today=today,
+                                    kpis=dashboard_kpis(today), trends=trends, links=links)
+
+
+def register(appbuilder) -> None:
+    menu = {"category": "Reports", "category_icon": "fa-bar-chart"}
+    appbuilder.add_view(ReportDashboardView, "DashboardAnalytics", label="Analytics dashboard",
+                        icon="fa-tachometer", **menu)
+    appbuilder.add_view(ReportListView, "ReportList", label="All reports", icon="fa-list",
+                        **menu)
+    appbuilder.add_view(ReportBuilderView, "ReportBuilder", label="Report builder",
+                        icon="fa-wrench", **menu)
+    app = current_app  # register() runs inside create_app's app context
+    if "report_assets" not in app.blueprints:
+        app.register_blueprint(assets)
