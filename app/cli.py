@@ -78,6 +78,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(admin_cli)
     app.cli.add_command(demo_cli)
+    from app.cron_cli import register_cron_cli
+
+    register_cron_cli(app)
     from app.api_cli import register_api_cli
 
     register_api_cli(app)

@@ -447,22 +447,22 @@ EMAIL_TEMPLATES = (
     # name, type, subject, text body (the HTML body is made from it)
     ("Invoice Created", "invoice", "Customer Invoice {{ invoice_num }}",
      "Dear {{ client_name }},\n\nA new invoice has been created for your account.\n\n"
-     "Invoice: {{ invoice_num }}\nAmount due: {{ invoice_total }}\nDue date: {{ invoice_due_date }}\n\n"
+     "Invoice: {{ invoice_num }}\nAmount due: {{ invoice_total }}\nDue date: {{ invoice_date_due }}\n\n"
      "You can view and pay it in the client area: {{ invoice_link }}"),
     ("Invoice Payment Reminder", "invoice", "Invoice Payment Reminder: {{ invoice_num }}",
      "Dear {{ client_name }},\n\nThis is a friendly reminder that invoice {{ invoice_num }} for "
-     "{{ invoice_total }} is due on {{ invoice_due_date }}.\n\nPay online: {{ invoice_link }}"),
+     "{{ invoice_total }} is due on {{ invoice_date_due }}.\n\nPay online: {{ invoice_link }}"),
     ("First Invoice Overdue Notice", "invoice", "First Overdue Notice: {{ invoice_num }}",
      "Dear {{ client_name }},\n\nOur records show that invoice {{ invoice_num }} for {{ invoice_total }} "
-     "was due on {{ invoice_due_date }} and is still unpaid.\n\nPlease pay it as soon as possible: "
+     "was due on {{ invoice_date_due }} and is still unpaid.\n\nPlease pay it as soon as possible: "
      "{{ invoice_link }}"),
     ("Second Invoice Overdue Notice", "invoice", "Second Overdue Notice: {{ invoice_num }}",
      "Dear {{ client_name }},\n\nInvoice {{ invoice_num }} for {{ invoice_total }} (due "
-     "{{ invoice_due_date }}) is still unpaid. Services on this invoice may be suspended if payment "
+     "{{ invoice_date_due }}) is still unpaid. Services on this invoice may be suspended if payment "
      "is not received.\n\nPay now: {{ invoice_link }}"),
     ("Third Invoice Overdue Notice", "invoice", "Third and Final Overdue Notice: {{ invoice_num }}",
      "Dear {{ client_name }},\n\nThis is the final notice for invoice {{ invoice_num }} for "
-     "{{ invoice_total }}, due on {{ invoice_due_date }}. Without payment, the related services will "
+     "{{ invoice_total }}, due on {{ invoice_date_due }}. Without payment, the related services will "
      "be terminated and their data deleted.\n\nPay now: {{ invoice_link }}"),
     ("Invoice Payment Confirmation", "invoice", "Invoice Payment Confirmation: {{ invoice_num }}",
      "Dear {{ client_name }},\n\nThank you for your payment of {{ invoice_total }} for invoice "

@@ -110,6 +110,7 @@ def invoice_email_context(invoice: Invoice) -> dict:
         "invoice_amount_paid": currency.format(invoice.amount_paid),
         "invoice_balance": currency.format(invoice.balance),
         "invoice_payment_method": invoice.payment_method or "",
+        "invoice_link": f"{settings.get('Domain').rstrip('/')}/portal/invoices/{invoice.id}",
     }
 
 

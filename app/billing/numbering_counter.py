@@ -87,10 +87,13 @@ def _insert_counter_if_missing(counter_name: str) -> None:
     )
 
 
-def next_number(counter_name: str) -> int:
-    """The next number of a counter (1 on first use), taken under a lock held until commit."""
+def next_number(counter_name: str, count: int = 1) -> int:
+    """Reserve `count` consecutive numbers of a counter (1 on first use) and return the
+    first, under a lock held until commit: a rollback gives them all back."""
     if not counter_name or len(counter_name) > 50:
         raise BillingError(f"counter name must be 1 to 50 characters, not {counter_name!r}")
+    if count < 1:
+        raise BillingError(f"cannot reserve {count} numbers")
     table = InvoiceCounter.__table__
     if _dialect() == "sqlite":
         # Take the database write lock before reading, so no one reads the same value.
@@ -102,7 +105,7 @@ def next_number(counter_name: str) -> int:
         _insert_counter_if_missing(counter_name)
         value = db.session.execute(locked).scalar_one()
     db.session.execute(update(table).where(table.c.name == counter_name)
-                       .values(next_value=value + 1))
+                       .values(next_value=value + count))
     return value
 
 

@@ -31,7 +31,8 @@ from app.billing.numbering_counter import assign_invoice_number, next_credit_not
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import (
-    CreditEntry, CreditNote, Invoice, InvoiceItem, InvoiceStatus, ItemType, Transaction,
+    SERVICE_ITEM_TYPES, CreditEntry, CreditNote, Invoice, InvoiceItem, InvoiceStatus, ItemType,
+    Transaction,
 )
 from app.models.domains import Domain
 from app.models.orders import Service, ServiceAddon, ServiceStatus
@@ -286,7 +287,7 @@ def _other_overdue_invoice(service: Service, today: date) -> int | None:
     return db.session.scalar(
         select(Invoice.id).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
         .where(Invoice.client_id == service.client_id, Invoice.status == InvoiceStatus.UNPAID,
-               Invoice.due_date < today, InvoiceItem.type == ItemType.HOSTING,
+               Invoice.due_date < today, InvoiceItem.type.in_(SERVICE_ITEM_TYPES),
                InvoiceItem.rel_id == service.id)
         .limit(1))
 

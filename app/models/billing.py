@@ -46,6 +46,10 @@ class ItemType(StrEnum):
     MANUAL = ""
 
 
+# The line types that bill a service itself: an overdue one suspends the service.
+SERVICE_ITEM_TYPES = (ItemType.HOSTING.value, ItemType.SETUP.value, ItemType.PROMO.value)
+
+
 class TaxRule(Model):
     __tablename__ = "tax_rules"
     __table_args__ = (
