@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.extensions import appbuilder, celery, db, migrate
+from app.extensions import appbuilder, celery, csrf, db, migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,6 +30,7 @@ def create_app(config: object | str | None = None) -> Flask:
     app.config.setdefault("FAB_ROLES", ROLES)
 
     db.init_app(app)
+    csrf.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     init_celery(app)
 
@@ -40,11 +41,41 @@ def create_app(config: object | str | None = None) -> Flask:
         from app.admin import register_admin
 
         register_admin(appbuilder)
+        exempt_token_apis_from_csrf(appbuilder)
 
+    register_csrf_error_page(app)
     from app.cli import register_cli
 
     register_cli(app)
+    from app.portal import register_portal  # the client portal blueprint, /portal
+
+    register_portal(app)
+    from app.gateways.routes import register_gateway_routes  # /gateways/<name>/webhook|return
+
+    register_gateway_routes(app)
     return app
+
+
+def register_csrf_error_page(app: Flask) -> None:
+    """A post without a valid CSRF token changes nothing: say so on the page the
+    user came from rather than with a bare 400."""
+    from flask import flash, redirect, request
+    from flask_wtf.csrf import CSRFError
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error):
+        flash("The page had expired: nothing was changed. Please try again.", "danger")
+        return redirect(request.referrer or "/")
+
+
+def exempt_token_apis_from_csrf(builder) -> None:
+    """FAB's REST APIs authenticate each call with a JWT or an API key, not a
+    session cookie, so a CSRF token has nothing to protect there."""
+    from flask_appbuilder.api import BaseApi
+
+    for view in builder.baseviews:
+        if isinstance(view, BaseApi) and getattr(view, "blueprint", None) is not None:
+            csrf.exempt(view.blueprint)
 
 
 def init_celery(app: Flask) -> None:

@@ -483,6 +483,14 @@ EMAIL_TEMPLATES = (
     ("Support Ticket Reply", "support", "[Ticket ID: {{ ticket_id }}] {{ ticket_subject }}",
      "{{ ticket_message }}\n\n----------------------------------------------\nTicket ID: {{ ticket_id }}\n"
      "Status: {{ ticket_status }}\nView or reply: {{ ticket_link }}"),
+    ("Payment Action Required", "invoice", "Please confirm your payment for invoice {{ invoice_num }}",
+     "Dear {{ client_name }},\n\nYour bank asks you to confirm the payment of {{ invoice_total }} for "
+     "invoice {{ invoice_num }} through {{ gateway_name }}. Please confirm it here:\n"
+     "{{ payment_action_url }}\n\nUntil then the invoice stays unpaid."),
+    ("Credit Card Payment Failed", "invoice", "Payment failed for invoice {{ invoice_num }}",
+     "Dear {{ client_name }},\n\nWe could not charge your stored card for invoice {{ invoice_num }} "
+     "({{ invoice_total }}). Please pay it in the client area or update your card:\n"
+     "{{ invoice_link }}"),
     ("Password Reset", "general", "Reset your password",
      "Dear {{ client_name }},\n\nSomebody asked to reset the password of your account. If it was you, "
      "open this link within one hour:\n{{ reset_password_link }}\n\nIf not, ignore this email: your "

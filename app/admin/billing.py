@@ -12,6 +12,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms import SelectField
 from wtforms.validators import Optional, StopValidation
 
+from app.admin.actions import InvoiceActions, TransactionActions
 from app.admin.catalog import (
     NumberBetween, Pattern, ReadOnlyModelView, TallyModelView, UniqueValue, format_amount,
     format_percent, money_in, not_negative, optional_text, secret_field, select_field,
@@ -52,7 +53,7 @@ class InvoiceItemView(ReadOnlyModelView):
     formatters_columns = {"taxed": yes_no}
 
 
-class TransactionView(ReadOnlyModelView):
+class TransactionView(TransactionActions, ReadOnlyModelView):
     datamodel = SQLAInterface(Transaction)
     money_columns = money_in("currency", "amount_in", "amount_out", "fees")
     list_title = "Transactions"
@@ -72,8 +73,7 @@ class TransactionView(ReadOnlyModelView):
                                 "exchange_rate"]}),
     ]
     formatters_columns = {"date": when}
-    # Payments, refunds and reversals are recorded by engine actions (app.billing),
-    # declared here as @action methods once the engine provides them.
+    # Refunds are engine actions: TransactionActions (app.admin.actions).
 
 
 class CreditNoteView(ReadOnlyModelView):
@@ -88,7 +88,7 @@ class CreditNoteView(ReadOnlyModelView):
     show_columns = ["number", "date", "client", "invoice", "amount", "tax", "reason"]
 
 
-class InvoiceView(ReadOnlyModelView):
+class InvoiceView(InvoiceActions, ReadOnlyModelView):
     datamodel = SQLAInterface(Invoice)
     money_columns = money_in("currency", "subtotal", "tax1", "tax2", "credit_applied", "total",
                              "amount_paid", "balance")
@@ -121,10 +121,9 @@ class InvoiceView(ReadOnlyModelView):
     formatters_columns = {"status": status_label, "tax1_rate": format_percent,
                           "tax2_rate": format_percent, "reverse_charge": yes_no,
                           "paid_at": when, "cancelled_at": when}
-    # State changes (finalise, record a payment, apply credit, cancel, refund, send a
-    # reminder) are engine actions: declare them here as @action methods that call
-    # app.billing, so the admin button follows the same rules as the portal, the API
-    # and the daily run.
+    # State changes (payment, credit, cancel, reopen, late fee) and the PDF are engine
+    # actions: InvoiceActions (app.admin.actions), on the same rules as the portal,
+    # the API and the daily run.
 
 
 class CreditEntryView(ReadOnlyModelView):

@@ -30,6 +30,7 @@ from wtforms.validators import (
 )
 
 from app.activity import log
+from app.admin.actions import ClientActions
 from app.extensions import db
 from app.models.base import mask_secret, money
 from app.models.clients import (
@@ -504,7 +505,7 @@ CLIENT_LABELS = {
 }
 
 
-class ClientView(AuditedModelView):
+class ClientView(ClientActions, AuditedModelView):
     datamodel = SQLAInterface(Client)
     list_title = "Clients"
     show_title = "Client"

@@ -10,6 +10,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import inspect as sa_inspect, select
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
+from app.admin.actions import ServiceActions
 from app.admin.clients import (
     AuditedModelView, CommaSeparatedChoicesField, UniqueIgnoringCase,
     WriteOnlyPasswordField, choice_field, money_text, not_negative, required,
@@ -209,7 +210,7 @@ class UpgradeView(AuditedModelView):
     base_permissions = ["can_list", "can_show"]
 
 
-class ServiceView(AuditedModelView):
+class ServiceView(ServiceActions, AuditedModelView):
     datamodel = SQLAInterface(Service)
     list_title = "Services"
     show_title = "Service"

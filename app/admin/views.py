@@ -12,3 +12,7 @@ def register(appbuilder) -> None:
     from reports import views as report_views
 
     report_views.register(appbuilder)
+
+    from app import api
+
+    api.register(appbuilder)

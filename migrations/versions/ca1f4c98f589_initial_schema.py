@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a1ce22a80a96
+Revision ID: ca1f4c98f589
 Revises: 
-Create Date: 2026-11-24 10:23:51.092482
+Create Date: 2026-11-24 11:59:08.237317
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'a1ce22a80a96'
+revision = 'ca1f4c98f589'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -420,6 +420,26 @@ def upgrade():
     with op.batch_alter_table('addon_pricing', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_addon_pricing_addon_id'), ['addon_id'], unique=False)
 
+    op.create_table('api_credentials',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('identifier', sa.String(length=64), nullable=False),
+    sa.Column('secret_hash', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.String(length=64), nullable=False),
+    sa.Column('allowed_ips', sa.Text(), nullable=False),
+    sa.Column('access_key_hash', sa.String(length=255), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.Column('last_used_ip', sa.String(length=45), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['ab_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
+    with op.batch_alter_table('api_credentials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_credentials_identifier'), ['identifier'], unique=True)
+
     op.create_table('clients',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('first_name', sa.String(length=100), nullable=False),
@@ -523,6 +543,22 @@ def upgrade():
     with op.batch_alter_table('kb_articles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_kb_articles_category_id'), ['category_id'], unique=False)
 
+    op.create_table('password_reset_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.Column('ip_address', sa.String(length=45), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['ab_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_password_reset_tokens_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_password_reset_tokens_user_id'), ['user_id'], unique=False)
+
     op.create_table('products',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('group_id', sa.Integer(), nullable=False),
@@ -555,6 +591,24 @@ def upgrade():
     )
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_products_group_id'), ['group_id'], unique=False)
+
+    op.create_table('saved_reports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=150), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('dataset', sa.String(length=50), nullable=False),
+    sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('shared_roles', sa.String(length=255), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('builtin', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['ab_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
+    with op.batch_alter_table('saved_reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_saved_reports_owner_id'), ['owner_id'], unique=False)
 
     op.create_table('server_group_members',
     sa.Column('server_group_id', sa.Integer(), nullable=False),
@@ -637,6 +691,27 @@ def upgrade():
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], ),
     sa.PrimaryKeyConstraint('addon_id', 'product_id')
     )
+    op.create_table('api_call_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('api', sa.String(length=10), nullable=False),
+    sa.Column('credential_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('endpoint', sa.String(length=255), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=10), nullable=False),
+    sa.Column('message', sa.String(length=255), nullable=True),
+    sa.Column('ip_address', sa.String(length=45), nullable=True),
+    sa.ForeignKeyConstraint(['credential_id'], ['api_credentials.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['user_id'], ['ab_user.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('api_call_log', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_call_log_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_call_log_credential_id'), ['credential_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_call_log_outcome'), ['outcome'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_call_log_user_id'), ['user_id'], unique=False)
+
     op.create_table('billable_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('client_id', sa.Integer(), nullable=False),
@@ -845,6 +920,30 @@ def upgrade():
     sa.ForeignKeyConstraint(['promotion_id'], ['promotions.id'], ),
     sa.PrimaryKeyConstraint('promotion_id', 'product_id')
     )
+    op.create_table('report_schedules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('frequency', sa.String(length=10), nullable=False),
+    sa.Column('hour', sa.Integer(), nullable=False),
+    sa.Column('weekday', sa.Integer(), nullable=True),
+    sa.Column('day_of_month', sa.Integer(), nullable=True),
+    sa.Column('recipients', sa.Text(), nullable=False),
+    sa.Column('format', sa.String(length=5), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('last_run_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("format IN ('csv', 'xlsx', 'pdf')", name='ck_report_schedules_format'),
+    sa.CheckConstraint("frequency IN ('daily', 'weekly', 'monthly')", name='ck_report_schedules_frequency'),
+    sa.CheckConstraint('day_of_month IS NULL OR (day_of_month >= 1 AND day_of_month <= 28)', name='ck_report_schedules_day_of_month'),
+    sa.CheckConstraint('hour >= 0 AND hour <= 23', name='ck_report_schedules_hour'),
+    sa.CheckConstraint('weekday IS NULL OR (weekday >= 0 AND weekday <= 6)', name='ck_report_schedules_weekday'),
+    sa.ForeignKeyConstraint(['report_id'], ['saved_reports.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('report_schedules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_schedules_report_id'), ['report_id'], unique=False)
+
     op.create_table('config_option_pricing',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('value_id', sa.Integer(), nullable=False),
@@ -861,6 +960,25 @@ def upgrade():
     )
     with op.batch_alter_table('config_option_pricing', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_config_option_pricing_value_id'), ['value_id'], unique=False)
+
+    op.create_table('gateway_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('gateway', sa.String(length=50), nullable=False),
+    sa.Column('event_id', sa.String(length=255), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.Column('type', sa.String(length=100), nullable=False),
+    sa.Column('object_id', sa.String(length=255), nullable=True),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.Column('summary', sa.String(length=500), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway', 'event_id', name='uq_gateway_events_event')
+    )
+    with op.batch_alter_table('gateway_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gateway_events_invoice_id'), ['invoice_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_gateway_events_object_id'), ['object_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_gateway_events_received_at'), ['received_at'], unique=False)
 
     op.create_table('invoice_items',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -925,6 +1043,37 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_orders_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_status'), ['status'], unique=False)
 
+    op.create_table('payment_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('gateway', sa.String(length=50), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('pay_method_id', sa.Integer(), nullable=True),
+    sa.Column('run_date', sa.Date(), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=100), nullable=False),
+    sa.Column('remote_id', sa.String(length=255), nullable=True),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('status', sa.String(length=32), server_default='pending', nullable=False),
+    sa.Column('action_url', sa.Text(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['pay_method_id'], ['pay_methods.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway', 'remote_id', name='uq_payment_attempts_remote'),
+    sa.UniqueConstraint('idempotency_key', name='uq_payment_attempts_key'),
+    sa.UniqueConstraint('invoice_id', 'run_date', name='uq_payment_attempts_run')
+    )
+    with op.batch_alter_table('payment_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_attempts_client_id'), ['client_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_attempts_invoice_id'), ['invoice_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_attempts_pay_method_id'), ['pay_method_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_attempts_status'), ['status'], unique=False)
+
     op.create_table('quotes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('subject', sa.String(length=255), nullable=False),
@@ -951,6 +1100,21 @@ def upgrade():
     with op.batch_alter_table('quotes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quotes_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quotes_stage'), ['stage'], unique=False)
+
+    op.create_table('report_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('schedule_id', sa.Integer(), nullable=False),
+    sa.Column('period_key', sa.String(length=20), nullable=False),
+    sa.Column('run_at', sa.DateTime(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['schedule_id'], ['report_schedules.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('schedule_id', 'period_key', name='uq_report_deliveries_period')
+    )
+    with op.batch_alter_table('report_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_deliveries_schedule_id'), ['schedule_id'], unique=False)
 
     op.create_table('transactions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1392,11 +1556,22 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_transactions_client_id'))
 
     op.drop_table('transactions')
+    with op.batch_alter_table('report_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_deliveries_schedule_id'))
+
+    op.drop_table('report_deliveries')
     with op.batch_alter_table('quotes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quotes_stage'))
         batch_op.drop_index(batch_op.f('ix_quotes_client_id'))
 
     op.drop_table('quotes')
+    with op.batch_alter_table('payment_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_attempts_status'))
+        batch_op.drop_index(batch_op.f('ix_payment_attempts_pay_method_id'))
+        batch_op.drop_index(batch_op.f('ix_payment_attempts_invoice_id'))
+        batch_op.drop_index(batch_op.f('ix_payment_attempts_client_id'))
+
+    op.drop_table('payment_attempts')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_status'))
         batch_op.drop_index(batch_op.f('ix_orders_client_id'))
@@ -1411,10 +1586,20 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_invoice_items_client_id'))
 
     op.drop_table('invoice_items')
+    with op.batch_alter_table('gateway_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gateway_events_received_at'))
+        batch_op.drop_index(batch_op.f('ix_gateway_events_object_id'))
+        batch_op.drop_index(batch_op.f('ix_gateway_events_invoice_id'))
+
+    op.drop_table('gateway_events')
     with op.batch_alter_table('config_option_pricing', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_config_option_pricing_value_id'))
 
     op.drop_table('config_option_pricing')
+    with op.batch_alter_table('report_schedules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_schedules_report_id'))
+
+    op.drop_table('report_schedules')
     op.drop_table('promotion_products')
     with op.batch_alter_table('product_pricing', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_product_pricing_product_id'))
@@ -1460,6 +1645,13 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_billable_items_client_id'))
 
     op.drop_table('billable_items')
+    with op.batch_alter_table('api_call_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_call_log_user_id'))
+        batch_op.drop_index(batch_op.f('ix_api_call_log_outcome'))
+        batch_op.drop_index(batch_op.f('ix_api_call_log_credential_id'))
+        batch_op.drop_index(batch_op.f('ix_api_call_log_created_at'))
+
+    op.drop_table('api_call_log')
     op.drop_table('addon_products')
     with op.batch_alter_table('activity_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_activity_log_object_type'))
@@ -1480,10 +1672,19 @@ def downgrade():
 
     op.drop_table('tld_pricing')
     op.drop_table('server_group_members')
+    with op.batch_alter_table('saved_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_saved_reports_owner_id'))
+
+    op.drop_table('saved_reports')
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_products_group_id'))
 
     op.drop_table('products')
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_password_reset_tokens_user_id'))
+        batch_op.drop_index(batch_op.f('ix_password_reset_tokens_created_at'))
+
+    op.drop_table('password_reset_tokens')
     with op.batch_alter_table('kb_articles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_kb_articles_category_id'))
 
@@ -1508,6 +1709,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_clients_currency_id'))
 
     op.drop_table('clients')
+    with op.batch_alter_table('api_credentials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_credentials_identifier'))
+
+    op.drop_table('api_credentials')
     with op.batch_alter_table('addon_pricing', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_addon_pricing_addon_id'))
 

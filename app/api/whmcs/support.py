@@ -1,0 +1,148 @@
+"""WHMCS API actions of the Support area."""
+from __future__ import annotations
+
+from sqlalchemy import case, func, select
+
+from app.activity import Actor
+from app.api.whmcs.registry import ApiError, Params, action
+from app.api.whmcs.responses import listing, moment
+from app.extensions import db
+from app.models.support import SupportDepartment, Ticket, TicketStatus
+from app.support import api_tickets
+
+AWAITING_REPLY = (TicketStatus.OPEN.value, TicketStatus.CUSTOMER_REPLY.value)
+
+
+@action("OpenTicket", "TicketApi", "can_post")
+def open_ticket(params: Params, actor: Actor) -> dict:
+    if params.text("domainid"):
+        raise ApiError("domainid is not supported yet: tickets link to services only")
+    if params.text("attachments"):
+        raise ApiError("attachments are not supported by the API yet")
+    ticket = api_tickets.open_ticket(
+        params.id("deptid", required=True), params.raw("subject") or "", params.raw("message") or "",
+        client_id=params.id("clientid"), contact_id=params.id("contactid"),
+        name=params.raw("name"), email=params.raw("email"),
+        priority=params.text("priority") or "Medium", service_id=params.id("serviceid"),
+        created_at=params.datetime("created"), send_email=not params.bool("noemail"), actor=actor)
+    # "c" is WHMCS's guest access code; here guests follow tickets by email only.
+    return {"id": ticket.id, "tid": ticket.tid, "c": ""}
+
+
+@action("AddTicketReply", "TicketReplyApi", "can_post")
+def add_ticket_reply(params: Params, actor: Actor) -> dict:
+    if params.text("attachments"):
+        raise ApiError("attachments are not supported by the API yet")
+    ticket = api_tickets.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    api_tickets.add_reply(
+        ticket, params.raw("message") or "", admin_username=params.text("adminusername"),
+        client_id=params.id("clientid"), contact_id=params.id("contactid"),
+        name=params.raw("name"), email=params.raw("email"), status=params.text("status"),
+        send_email=not params.bool("noemail"), actor=actor)
+    return {}
+
+
+def _service_ref(ticket: Ticket) -> str:
+    return f"S{ticket.service_id}" if ticket.service_id else ""
+
+
+def _admin_name(user) -> str:
+    return f"{user.first_name} {user.last_name}".strip() if user else ""
+
+
+@action("GetTickets", "TicketApi", "can_get")
+def get_tickets(params: Params, actor: Actor) -> dict:
+    start, limit = params.paging()
+    query = select(Ticket)
+    department_id, client_id = params.id("deptid"), params.id("clientid")
+    if department_id is not None:
+        query = query.where(Ticket.department_id == department_id)
+    if client_id is not None:
+        query = query.where(Ticket.client_id == client_id)
+    email = params.text("email")
+    if email:
+        query = query.where(func.lower(Ticket.email) == email.lower())
+    status = params.text("status")
+    if status == "Awaiting Reply":
+        query = query.where(Ticket.status.in_(AWAITING_REPLY))
+    elif status == "All Active Tickets":
+        query = query.where(Ticket.status != TicketStatus.CLOSED.value)
+    elif status == "My Flagged Tickets":
+        query = query.where(Ticket.id.is_(None))  # an API credential has no flagged tickets
+    elif status:
+        if status not in {value.value for value in TicketStatus}:
+            raise ApiError(f"Invalid status {status}")
+        query = query.where(Ticket.status == status)
+    subject = params.text("subject")
+    if subject:
+        pattern = "%" + subject.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(func.lower(Ticket.subject).like(pattern, escape="\\"))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.order_by(Ticket.last_reply_at.desc(), Ticket.id.desc())
+                              .offset(start).limit(limit)).all()
+    tickets = [{"id": ticket.id, "tid": ticket.tid, "deptid": ticket.department_id,
+                "userid": ticket.client_id or 0, "name": ticket.name, "email": ticket.email,
+                "cc": "", "c": "", "date": moment(ticket.created_at), "subject": ticket.subject,
+                "status": ticket.status, "priority": ticket.priority,
+                "admin": "", "attachment": "", "lastreply": moment(ticket.last_reply_at),
+                "flag": ticket.assigned_to_id or 0, "service": _service_ref(ticket)}
+               for ticket in rows]
+    return listing("tickets", "ticket", tickets, total, start)
+
+
+@action("GetTicket", "TicketApi", "can_get")
+def get_ticket(params: Params, actor: Actor) -> dict:
+    if params.id("ticketid") is None and not params.text("ticketnum"):
+        raise ApiError("Ticket ID Required")
+    ticket = api_tickets.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    order = (params.text("repliessort") or "ASC").upper()
+    if order not in ("ASC", "DESC"):
+        raise ApiError("Parameter repliessort must be ASC or DESC")
+    replies = sorted(ticket.replies, key=lambda reply: (reply.created_at, reply.id),
+                     reverse=order == "DESC")
+    staff = {user.id: user for user in _staff_of(ticket)}
+    return {
+        "ticketid": ticket.id, "tid": ticket.tid, "c": "", "deptid": ticket.department_id,
+        "deptname": ticket.department.name, "userid": ticket.client_id or 0,
+        "contactid": ticket.contact_id or 0, "name": ticket.name, "email": ticket.email,
+        "cc": "", "date": moment(ticket.created_at), "subject": ticket.subject,
+        "status": ticket.status, "priority": ticket.priority, "admin": "",
+        "lastreply": moment(ticket.last_reply_at), "flag": ticket.assigned_to_id or 0,
+        "service": _service_ref(ticket),
+        "replies": {"reply": [
+            {"replyid": reply.id, "userid": 0 if reply.admin_id else (ticket.client_id or 0),
+             "contactid": 0, "name": reply.name, "email": reply.email or "",
+             "date": moment(reply.created_at), "message": reply.message, "attachment": "",
+             "admin": _admin_name(staff.get(reply.admin_id)) if reply.admin_id else "",
+             "rating": reply.rating or 0}
+            for reply in replies]},
+        "notes": {"note": [
+            {"noteid": note.id, "date": moment(note.created_at), "message": note.message,
+             "admin": _admin_name(note.admin)} for note in ticket.notes]},
+    }
+
+
+def _staff_of(ticket: Ticket) -> list:
+    from flask import current_app
+
+    ids = {reply.admin_id for reply in ticket.replies if reply.admin_id}
+    if not ids:
+        return []
+    user_model = current_app.appbuilder.sm.user_model
+    return list(db.session.scalars(select(user_model).where(user_model.id.in_(ids))))
+
+
+@action("GetSupportDepartments", "SupportDepartmentApi", "can_get")
+def get_support_departments(params: Params, actor: Actor) -> dict:
+    awaiting = func.sum(case((Ticket.status.in_(AWAITING_REPLY), 1), else_=0))
+    counts = {department_id: (waiting or 0, open_count) for department_id, waiting, open_count in
+              db.session.execute(
+                  select(Ticket.department_id, awaiting, func.count())
+                  .where(Ticket.status != TicketStatus.CLOSED.value)
+                  .group_by(Ticket.department_id))}
+    departments = db.session.scalars(select(SupportDepartment).order_by(
+        SupportDepartment.sort_order, SupportDepartment.id)).all()
+    rows = [{"id": department.id, "name": department.name,
+             "awaitingreply": int(counts.get(department.id, (0, 0))[0]),
+             "opentickets": counts.get(department.id, (0, 0))[1]} for department in departments]
+    return listing("departments", "department", rows, len(rows))

@@ -1,0 +1,243 @@
+"""Support in the portal: the account's tickets (open, read, reply, close, download
+an attachment), and the public knowledge base and announcements.
+
+Ticket messages are text written by users: the templates print them escaped, never
+as HTML. Knowledge-base articles and announcements are HTML written by staff: they
+are shown through a small allow-list (app.portal.html.safe_html)."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, or_, select, update
+from wtforms import SelectChoice
+
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.orders import Service
+from app.models.support import (
+    Announcement, KbArticle, KbCategory, Ticket, TicketAttachment, TicketStatus,
+)
+from app.portal import portal
+from app.portal.access import current_client, is_client_user, owned_or_404, requires
+from app.portal.forms import ReplyForm, TicketForm
+from app.portal.uploads import (
+    MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
+    store_uploads,
+)
+from app.support.portal_tickets import (
+    TicketError, add_client_reply, close_ticket, open_ticket, visible_departments,
+)
+
+SEARCH_MIN_LENGTH = 2
+SEARCH_MAX_LENGTH = 100
+
+
+def _upload_rules() -> dict:
+    return {"types": ", ".join(allowed_extensions()), "max_files": MAX_FILES,
+            "max_size": human_size(max_bytes())}
+
+
+def _save_with_files(form, action):
+    """Store the uploads, then run the engine action with them in one transaction;
+    if the database refuses, the stored files are removed again. Returns the
+    action's result, or None after flashing why nothing was saved."""
+    try:
+        stored = store_uploads(form.attachments.data or [])
+    except UploadError as error:
+        form.attachments.errors = [str(error)]
+        return None
+    try:
+        result = action(stored)
+        db.session.commit()
+    except Exception as error:
+        db.session.rollback()
+        remove_stored(stored)
+        if not isinstance(error, TicketError):
+            raise
+        flash(_("Nothing was sent: %(reason)s", reason=str(error)), "danger")
+        return None
+    return result
+
+
+@portal.route("/tickets")
+@requires("tickets")
+def tickets():
+    client = current_client()
+    rows = list(db.session.scalars(
+        select(Ticket).where(Ticket.client_id == client.id)
+        .order_by(Ticket.status == TicketStatus.CLOSED.value, Ticket.last_reply_at.desc())))
+    return render_template("portal/tickets.html", tickets=rows)
+
+
+@portal.route("/tickets/new", methods=["GET", "POST"])
+@requires("tickets")
+def new_ticket():
+    client = current_client()
+    form = TicketForm()
+    form.department.choices = [SelectChoice(d.id, d.name) for d in visible_departments()]
+    services = db.session.scalars(select(Service).where(Service.client_id == client.id)
+                                  .order_by(Service.id.desc()))
+    form.service.choices = [SelectChoice(0, _("None"))] + [SelectChoice(s.id, str(s))
+                                                           for s in services]
+    if form.validate_on_submit():
+        ticket = _save_with_files(form, lambda stored: open_ticket(
+            client.id, current_user, department_id=form.department.data,
+            subject=form.subject.data, message=form.message.data, priority=form.priority.data,
+            service_id=form.service.data or None, files=stored,
+            link_for=lambda t: url_for("portal.ticket", ticket_id=t.id, _external=True)))
+        if ticket is not None:
+            flash(_("Ticket #%(tid)s has been opened. We will reply as soon as we can.",
+                    tid=ticket.tid), "success")
+            return redirect(url_for("portal.ticket", ticket_id=ticket.id))
+    return render_template("portal/new_ticket.html", form=form, rules=_upload_rules())
+
+
+@portal.route("/tickets/<int:ticket_id>")
+@requires("tickets")
+def ticket(ticket_id: int):
+    row = owned_or_404(Ticket, ticket_id)
+    attachments_by_reply: dict[int | None, list[TicketAttachment]] = {}
+    for attachment in row.attachments:
+        attachments_by_reply.setdefault(attachment.reply_id, []).append(attachment)
+    return render_template("portal/ticket.html", ticket=row, form=ReplyForm(),
+                           attachments=attachments_by_reply, rules=_upload_rules(),
+                           human_size=human_size)
+
+
+@portal.route("/tickets/<int:ticket_id>/reply", methods=["POST"])
+@requires("tickets")
+def ticket_reply(ticket_id: int):
+    row = owned_or_404(Ticket, ticket_id)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        reply = _save_with_files(form, lambda stored: add_client_reply(
+            row.id, current_client().id, current_user, form.message.data, files=stored))
+        if reply is not None:
+            flash(_("Your reply has been sent."), "success")
+            return redirect(url_for("portal.ticket", ticket_id=row.id) + "#latest")
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "danger")
+    return redirect(url_for("portal.ticket", ticket_id=row.id))
+
+
+@portal.route("/tickets/<int:ticket_id>/close", methods=["POST"])
+@requires("tickets")
+def ticket_close(ticket_id: int):
+    row = owned_or_404(Ticket, ticket_id)
+    try:
+        close_ticket(row.id, current_client().id, current_user)
+        db.session.commit()
+    except TicketError as error:
+        db.session.rollback()
+        flash(_("The ticket was not closed: %(reason)s", reason=str(error)), "danger")
+    else:
+        flash(_("The ticket has been closed."), "success")
+    return redirect(url_for("portal.ticket", ticket_id=row.id))
+
+
+@portal.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>")
+@requires("tickets")
+def ticket_attachment(ticket_id: int, attachment_id: int):
+    row = owned_or_404(Ticket, ticket_id)
+    attachment = db.session.scalar(select(TicketAttachment).where(
+        TicketAttachment.id == attachment_id, TicketAttachment.ticket_id == row.id))
+    if attachment is None:
+        abort(404)
+    return download(attachment)
+
+
+# The public knowledge base and announcements
+
+def _signed_in_client() -> bool:
+    return current_user.is_authenticated and is_client_user(current_user)
+
+
+def _visible_articles():
+    """Published articles of visible categories; private ones for signed-in clients only."""
+    conditions = [KbArticle.published.is_(True), KbCategory.hidden.is_(False)]
+    if not _signed_in_client():
+        conditions.append(KbArticle.private.is_(False))
+    return select(KbArticle).join(KbCategory, KbCategory.id == KbArticle.category_id) \
+        .where(*conditions)
+
+
+@portal.route("/knowledgebase")
+def knowledgebase():
+    query = (request.args.get("q") or "").strip()[:SEARCH_MAX_LENGTH]
+    results = None
+    if len(query) >= SEARCH_MIN_LENGTH:
+        # The search words are bound parameters; the wildcards in them are escaped.
+        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        results = list(db.session.scalars(_visible_articles().where(or_(
+            func.lower(KbArticle.title).like(pattern, escape="\\"),
+            func.lower(KbArticle.tags).like(pattern, escape="\\"),
+            func.lower(KbArticle.body).like(pattern, escape="\\"),
+        )).order_by(KbArticle.views.desc(), KbArticle.title).limit(50)))
+    categories = list(db.session.scalars(
+        select(KbCategory).where(KbCategory.hidden.is_(False), KbCategory.parent_id.is_(None))
+        .order_by(KbCategory.sort_order, KbCategory.name)))
+    counts = _article_counts()
+    popular = list(db.session.scalars(_visible_articles()
+                                      .order_by(KbArticle.views.desc(), KbArticle.title).limit(5)))
+    return render_template("portal/kb_index.html", categories=categories, counts=counts,
+                           popular=popular, query=query, results=results,
+                           too_short=bool(query) and len(query) < SEARCH_MIN_LENGTH)
+
+
+def _article_counts() -> dict[int, int]:
+    visible = _visible_articles().subquery()
+    return dict(db.session.execute(
+        select(visible.c.category_id, func.count(visible.c.id)).group_by(visible.c.category_id)
+    ).all())
+
+
+@portal.route("/knowledgebase/category/<int:category_id>")
+def kb_category(category_id: int):
+    category = db.session.scalar(select(KbCategory).where(KbCategory.id == category_id,
+                                                          KbCategory.hidden.is_(False)))
+    if category is None:
+        abort(404)
+    articles = list(db.session.scalars(_visible_articles()
+                                       .where(KbArticle.category_id == category.id)
+                                       .order_by(KbArticle.title)))
+    children = list(db.session.scalars(
+        select(KbCategory).where(KbCategory.parent_id == category.id, KbCategory.hidden.is_(False))
+        .order_by(KbCategory.sort_order, KbCategory.name)))
+    return render_template("portal/kb_category.html", category=category, articles=articles,
+                           children=children, counts=_article_counts())
+
+
+@portal.route("/knowledgebase/article/<int:article_id>")
+def kb_article(article_id: int):
+    article = db.session.scalar(_visible_articles().where(KbArticle.id == article_id))
+    if article is None:
+        abort(404)
+    # A counter, not a change of anyone's records: one UPDATE, no activity entry.
+    db.session.execute(update(KbArticle).where(KbArticle.id == article.id)
+                       .values(views=KbArticle.views + 1))
+    db.session.commit()
+    return render_template("portal/kb_article.html", article=article)
+
+
+def published_announcements():
+    """Announcements that are published and whose date has come."""
+    return select(Announcement).where(Announcement.published.is_(True),
+                                      Announcement.published_at <= utcnow())
+
+
+@portal.route("/announcements")
+def announcements():
+    rows = list(db.session.scalars(published_announcements()
+                                   .order_by(Announcement.published_at.desc()).limit(50)))
+    return render_template("portal/announcements.html", announcements=rows)
+
+
+@portal.route("/announcements/<int:announcement_id>")
+def announcement(announcement_id: int):
+    row = db.session.scalar(published_announcements().where(Announcement.id == announcement_id))
+    if row is None:
+        abort(404)
+    return render_template("portal/announcement.html", announcement=row)

@@ -1,0 +1,297 @@
+"""The signed-in client area: dashboard, services, domains, invoices, the account's
+profile and contacts.
+
+Thin on purpose: each page reads the selected client's rows (the client id is in
+every query, see access.owned_or_404) and each action calls one engine function
+inside a unit of work, so a refused action changes nothing."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.activity import current_actor
+from app.billing import credit
+from app.billing.cancellations import CANCELLABLE_STATUSES, open_request, request_cancellation
+from app.billing.client_payments import applicable_credit
+from app.billing.errors import BillingError
+from app.billing.numbering_counter import unit_of_work
+from app.billing.pdf import invoice_context, render_invoice_pdf
+from app.extensions import db
+from app.models.billing import Invoice, InvoiceStatus
+from app.models.clients import Contact
+from app.models.domains import Domain, DomainStatus
+from app.models.orders import Service, ServiceStatus
+from app.models.support import Announcement, Ticket, TicketStatus
+from app.portal import portal
+from app.portal.access import can, client_login_required, current_client, owned_or_404, requires
+from app.portal.account import AccountError, change_email, update_profile
+from app.portal.forms import (
+    CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm, ToggleForm,
+)
+from app.portal.support import published_announcements
+from app.registrars.domain_settings import (
+    MANAGEABLE_STATUSES, DomainSettingsError, set_auto_renew, set_nameservers, set_registrar_lock,
+)
+
+EXPIRY_WARNING_DAYS = 30
+# Drafts are the business's work in progress: clients see an invoice once issued.
+HIDDEN_INVOICE_STATUSES = (InvoiceStatus.DRAFT.value,)
+OWED_STATUSES = (InvoiceStatus.UNPAID.value, InvoiceStatus.PAYMENT_PENDING.value,
+                 InvoiceStatus.COLLECTIONS.value)
+
+
+def _client_rows(model, *conditions, order_by=()):
+    """The selected client's rows of a model: the client id is always in the query."""
+    order_by = order_by if isinstance(order_by, tuple) else (order_by,)
+    statement = select(model).where(model.client_id == current_client().id, *conditions)
+    return list(db.session.scalars(statement.order_by(*order_by)))
+
+
+@portal.route("/")
+@client_login_required
+def dashboard():
+    client = current_client()
+    today = date.today()
+    latest = published_announcements().order_by(Announcement.published_at.desc()).limit(3)
+    context = {"client": client, "announcements": list(db.session.scalars(latest))}
+    if can("products"):
+        context["services"] = _client_rows(Service, Service.status == ServiceStatus.ACTIVE.value,
+                                           order_by=(Service.next_due_date, Service.id))
+    if can("domains"):
+        context["expiring_domains"] = _client_rows(
+            Domain, Domain.status == DomainStatus.ACTIVE.value,
+            Domain.expiry_date >= today,
+            Domain.expiry_date <= today + timedelta(days=EXPIRY_WARNING_DAYS),
+            order_by=Domain.expiry_date)
+        context["domain_count"] = len(_client_rows(
+            Domain, Domain.status == DomainStatus.ACTIVE.value))
+    if can("invoices"):
+        context["unpaid_invoices"] = _client_rows(Invoice, Invoice.status.in_(OWED_STATUSES),
+                                                  order_by=Invoice.due_date)
+    if can("tickets"):
+        context["open_tickets"] = _client_rows(Ticket, Ticket.status != TicketStatus.CLOSED.value,
+                                               order_by=Ticket.last_reply_at.desc())
+    return render_template("portal/dashboard.html", today=today, **context)
+
+
+# Services
+
+@portal.route("/services")
+@requires("products")
+def services():
+    rows = _client_rows(Service, order_by=(Service.status != ServiceStatus.ACTIVE.value,
+                                           Service.id.desc()))
+    return render_template("portal/services.html", services=rows)
+
+
+@portal.route("/services/<int:service_id>")
+@requires("products")
+def service(service_id: int):
+    row = owned_or_404(Service, service_id)
+    pending = open_request(row.id)
+    can_cancel = (can("manageproducts") and pending is None
+                  and row.status in CANCELLABLE_STATUSES)
+    return render_template("portal/service.html", service=row, pending_cancellation=pending,
+                           can_cancel=can_cancel)
+
+
+@portal.route("/services/<int:service_id>/cancel", methods=["GET", "POST"])
+@requires("manageproducts")
+def cancel_service(service_id: int):
+    row = owned_or_404(Service, service_id)
+    form = CancellationForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                request_cancellation(row.id, form.type.data, form.reason.data, current_actor())
+        except BillingError as error:
+            flash(_("The cancellation was not requested: %(reason)s", reason=str(error)), "danger")
+        else:
+            flash(_("Your cancellation request has been received."), "success")
+            return redirect(url_for("portal.service", service_id=row.id))
+    return render_template("portal/cancel_service.html", service=row, form=form)
+
+
+# Domains
+
+@portal.route("/domains")
+@requires("domains")
+def domains():
+    rows = _client_rows(Domain, order_by=(Domain.status != DomainStatus.ACTIVE.value,
+                                          Domain.expiry_date, Domain.name))
+    return render_template("portal/domains.html", domains=rows, today=date.today())
+
+
+@portal.route("/domains/<int:domain_id>")
+@requires("domains")
+def domain(domain_id: int):
+    row = owned_or_404(Domain, domain_id)
+    nameservers = NameserversForm(data={f"ns{n}": name
+                                        for n, name in enumerate(row.nameserver_list, start=1)})
+    return render_template("portal/domain.html", domain=row, nameservers_form=nameservers,
+                           toggle_form=ToggleForm(),
+                           manageable=can("managedomains") and row.status in MANAGEABLE_STATUSES)
+
+
+def _domain_change(domain_id: int, change):
+    row = owned_or_404(Domain, domain_id)
+    try:
+        with unit_of_work():
+            change(row)
+    except DomainSettingsError as error:
+        flash(_("Nothing was changed: %(reason)s", reason=str(error)), "danger")
+    else:
+        flash(_("The domain's settings have been saved."), "success")
+    return redirect(url_for("portal.domain", domain_id=row.id))
+
+
+def _wanted_state() -> bool:
+    form = ToggleForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return form.value.data == "on"
+
+
+@portal.route("/domains/<int:domain_id>/auto-renew", methods=["POST"])
+@requires("managedomains")
+def domain_auto_renew(domain_id: int):
+    wanted = _wanted_state()
+    return _domain_change(domain_id, lambda row: set_auto_renew(row.id, wanted, current_actor()))
+
+
+@portal.route("/domains/<int:domain_id>/lock", methods=["POST"])
+@requires("managedomains")
+def domain_lock(domain_id: int):
+    wanted = _wanted_state()
+    return _domain_change(domain_id,
+                          lambda row: set_registrar_lock(row.id, wanted, current_actor()))
+
+
+@portal.route("/domains/<int:domain_id>/nameservers", methods=["POST"])
+@requires("managedomains")
+def domain_nameservers(domain_id: int):
+    form = NameserversForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _domain_change(domain_id,
+                          lambda row: set_nameservers(row.id, form.values(), current_actor()))
+
+
+# Invoices
+
+def _owned_invoice(invoice_id: int) -> Invoice:
+    invoice = owned_or_404(Invoice, invoice_id)
+    if invoice.status in HIDDEN_INVOICE_STATUSES:
+        abort(404)
+    return invoice
+
+
+@portal.route("/invoices")
+@requires("invoices")
+def invoices():
+    shown = request.args.get("status", "")
+    conditions = [Invoice.status.notin_(HIDDEN_INVOICE_STATUSES)]
+    if shown == "unpaid":
+        conditions.append(Invoice.status.in_(OWED_STATUSES))
+    elif shown == "paid":
+        conditions.append(Invoice.status == InvoiceStatus.PAID.value)
+    rows = _client_rows(Invoice, *conditions, order_by=(Invoice.date.desc(), Invoice.id.desc()))
+    return render_template("portal/invoices.html", invoices=rows, shown=shown)
+
+
+@portal.route("/invoices/<int:invoice_id>")
+@requires("invoices")
+def invoice(invoice_id: int):
+    row = _owned_invoice(invoice_id)
+    offer = applicable_credit(row)
+    credit_form = CreditForm(data={"amount": str(offer)}) if offer else None
+    return render_template("portal/invoice.html", doc=invoice_context(row), invoice=row,
+                           credit_offer=offer, credit_form=credit_form,
+                           owed=row.status in OWED_STATUSES)
+
+
+@portal.route("/invoices/<int:invoice_id>/pdf")
+@requires("invoices")
+def invoice_pdf(invoice_id: int):
+    row = _owned_invoice(invoice_id)
+    response = Response(render_invoice_pdf(row.id), mimetype="application/pdf")
+    # Headers.set quotes the name as needed (invoice number formats are staff-defined).
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"{row.number or f'proforma-{row.id}'}.pdf")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@portal.route("/invoices/<int:invoice_id>/credit", methods=["POST"])
+@requires("invoices")
+def invoice_pay_with_credit(invoice_id: int):
+    row = _owned_invoice(invoice_id)
+    form = CreditForm()
+    if not form.validate_on_submit():
+        flash(_("Enter the amount of credit to apply."), "danger")
+        return redirect(url_for("portal.invoice", invoice_id=row.id))
+    try:
+        with unit_of_work():
+            credit.apply_credit_to_invoice(row.id, form.amount.data.strip(), current_actor())
+    except BillingError as error:
+        flash(_("No credit was applied: %(reason)s", reason=str(error)), "danger")
+    else:
+        flash(_("Credit applied to the invoice."), "success")
+    return redirect(url_for("portal.invoice", invoice_id=row.id))
+
+
+# The account
+
+@portal.route("/account", methods=["GET", "POST"])
+@requires("profile")
+def account():
+    client = current_client()
+    form = ProfileForm(obj=client)
+    if form.validate_on_submit():
+        values = {name: form[name].data for name in form.data if name != "csrf_token"}
+        try:
+            with unit_of_work():
+                changed = update_profile(client.id, values, current_actor())
+        except AccountError as error:
+            flash(_("Nothing was saved: %(reason)s", reason=str(error)), "danger")
+        else:
+            flash(_("Your details have been saved.") if changed else _("Nothing to change."),
+                  "success")
+            return redirect(url_for("portal.account"))
+    return render_template("portal/account.html", form=form, email_form=EmailChangeForm(),
+                           client=client)
+
+
+@portal.route("/account/email", methods=["POST"])
+@requires("profile")
+def account_email():
+    client = current_client()
+    form = EmailChangeForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                change_email(client.id, current_user, form.email.data, form.password.data,
+                             current_actor())
+        except AccountError as error:
+            flash(_("The email address was not changed: %(reason)s", reason=str(error)),
+                  "danger")
+        else:
+            flash(_("The account's email address is now %(email)s.", email=client.email),
+                  "success")
+            return redirect(url_for("portal.account"))
+    else:
+        for errors in form.errors.values():
+            for message in errors:
+                flash(message, "danger")
+    return redirect(url_for("portal.account"))
+
+
+@portal.route("/contacts")
+@requires("contacts")
+def contacts():
+    rows = _client_rows(Contact, order_by=(Contact.last_name, Contact.first_name))
+    return render_template("portal/contacts.html", contacts=rows)

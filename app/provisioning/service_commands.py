@@ -1,0 +1,99 @@
+"""Suspend, unsuspend and terminate one service on request (staff, API), through its
+provisioning module. (The daily run's automatic versions live in
+app.billing.lifecycle.)
+
+The module acts first, inside a savepoint (payments.run_module_action); the service
+row changes only when it succeeded, with its activity-log entry. A module failure
+raises ServiceCommandError with the module's message and changes nothing.
+
+Transactions: these functions flush and never commit; the caller commits.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from app.activity import Actor, log
+from app.billing import payments
+from app.billing.numbering_counter import lock_row
+from app.extensions import db
+from app.models.orders import Service, ServiceAddon, ServiceStatus
+from app.provisioning.base import ModuleResult
+
+
+class ServiceCommandError(ValueError):
+    """The service cannot take this command, or its module refused it."""
+
+
+def _service(service_id: int) -> Service:
+    """The service, locked: two commands for one service run one after the other, and
+    the second sees the status the first left."""
+    valid = isinstance(service_id, int) and not isinstance(service_id, bool)
+    service = lock_row(Service, service_id) if valid else None
+    if service is None:
+        raise ServiceCommandError("Service ID Not Found")
+    return service
+
+
+def _run(service: Service, call, verb: str) -> ModuleResult:
+    result = payments.run_module_action(call, service)
+    if not result.success:
+        raise ServiceCommandError(f"The module could not {verb} service #{service.id}: {result.message}")
+    return result
+
+
+def suspend_service(service_id: int, reason: str | None = None,
+                    actor: Actor | None = None) -> ModuleResult:
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status != ServiceStatus.ACTIVE:
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Active "
+                                  "services can be suspended")
+    reason = (reason or "").strip()[:255] or None
+    result = _run(service, lambda module: module.suspend_account(service, reason or ""), "suspend")
+    before = {"status": service.status, "suspension_reason": service.suspension_reason}
+    service.status = ServiceStatus.SUSPENDED.value
+    service.suspension_reason = reason
+    db.session.flush()
+    log("service_suspended", f"Service #{service.id} suspended"
+        + (f": {reason}" if reason else "") + f" ({result.message})", service, before=before,
+        after={"status": service.status, "suspension_reason": reason}, actor=actor)
+    return result
+
+
+def unsuspend_service(service_id: int, actor: Actor | None = None) -> ModuleResult:
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status != ServiceStatus.SUSPENDED:
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Suspended "
+                                  "services can be unsuspended")
+    result = _run(service, lambda module: module.unsuspend_account(service), "unsuspend")
+    before = {"status": service.status, "suspension_reason": service.suspension_reason}
+    service.status = ServiceStatus.ACTIVE.value
+    service.suspension_reason = None
+    db.session.flush()
+    log("service_unsuspended", f"Service #{service.id} unsuspended ({result.message})", service,
+        before=before, after={"status": service.status, "suspension_reason": None}, actor=actor)
+    return result
+
+
+def terminate_service(service_id: int, actor: Actor | None = None,
+                      today: date | None = None) -> ModuleResult:
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status not in (ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED):
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Active or "
+                                  "Suspended services can be terminated")
+    result = _run(service, lambda module: module.terminate_account(service), "terminate")
+    today = today or date.today()
+    before = {"status": service.status, "termination_date": service.termination_date}
+    service.status = ServiceStatus.TERMINATED.value
+    service.termination_date = today
+    for addon in db.session.query(ServiceAddon).filter(
+            ServiceAddon.service_id == service.id,
+            ServiceAddon.status.in_((ServiceStatus.ACTIVE.value, ServiceStatus.SUSPENDED.value))):
+        addon.status = ServiceStatus.TERMINATED.value
+        addon.termination_date = today
+    db.session.flush()
+    log("service_terminated", f"Service #{service.id} terminated ({result.message})", service,
+        before=before, after={"status": service.status, "termination_date": today}, actor=actor)
+    return result

@@ -1,0 +1,1 @@
+"""Domain registrars: settings of clients' domains (registrar calls come with the registrar modules)."""

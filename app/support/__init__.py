@@ -1,0 +1,1 @@
+"""Support: tickets and their replies, for the portal and the APIs."""
