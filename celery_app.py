@@ -22,7 +22,17 @@ celery.conf.beat_schedule = {
         "task": "app.tasks.send_queued_email",
         "schedule": 60.0,
     },
+    "retry-webhooks": {
+        "task": "app.webhook_tasks.send_due_webhooks",
+        "schedule": 60.0,
+    },
+    "send-due-report-schedules": {
+        "task": "app.report_tasks.send_due_report_schedules",
+        "schedule": crontab(minute=5),
+    },
 }
 
-# Importing the task module registers the tasks with the worker.
+# Importing the task modules registers the tasks with the worker.
+import app.report_tasks  # noqa: E402,F401
 import app.tasks  # noqa: E402,F401
+import app.webhook_tasks  # noqa: E402,F401

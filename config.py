@@ -86,6 +86,13 @@ class Config:
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
 
+    # External services (override to point at a mirror or a test double; an empty
+    # EXCHANGE_RATES_URL switches the daily exchange-rate update off).
+    VIES_API_BASE = os.environ.get(
+        "VIES_API_BASE", "https://ec.europa.eu/taxation_customs/vies/rest-api")
+    EXCHANGE_RATES_URL = os.environ.get(
+        "EXCHANGE_RATES_URL", "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml")
+
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 
@@ -106,5 +113,7 @@ class TestConfig(Config):
     AUTH_RATE_LIMITED = False
     RATELIMIT_ENABLED = False
     SECRET_KEY = "test-secret"
+    VIES_API_BASE = "http://127.0.0.1:9"  # never the real service; VIES tests use a fake
+    EXCHANGE_RATES_URL = ""  # no internet in tests: the rate tests use a local fake feed
     # Tests run tasks in-process unless a test starts real workers itself.
     CELERY = {**celery_settings(Config.REDIS_URL), "task_always_eager": True}

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.activity import Actor, changes, log
+from app.events import emit
 from app.billing import invoicing, payments
 from app.billing.errors import BillingError
 from app.extensions import db
@@ -203,6 +204,7 @@ def create_client(values: dict, *, password: str | None = None, require_address:
     log("client_created", f"Client #{client.id} {client.full_name} <{email}> created", client,
         after=changes(client, ["first_name", "last_name", "email", "country", "currency_id"]),
         actor=actor)
+    emit("ClientAdd", {"client_id": client.id})
     if notes and notes.strip():
         add_client_note(client.id, notes, actor=actor)
     if send_welcome:
@@ -265,6 +267,7 @@ def update_client(client_id: int, values: dict, *, password: str | None = None,
         what = ", ".join(sorted(changed)) + (" and the password" if password is not None else "")
         log("client_updated", f"Client #{client.id}: {what.strip(', ')} changed", client,
             before={name: before[name] for name in changed}, after=changed, actor=actor)
+        emit("ClientEdit", {"client_id": client.id})
     return client
 
 

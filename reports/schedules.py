@@ -6,13 +6,15 @@ period) under a unique key is claimed before any work, so two runs at once, or a
 repeated after a crash, never send a period twice. A failed delivery is retried on
 the next run, up to MAX_ATTEMPTS.
 
-The email queue (app.notifications) has no attachments yet: the export is written
-to REPORT_DELIVERY_FOLDER (default instance/report_deliveries) as <delivery id>.<format>
-and each recipient gets a queued message that names it and shows the first rows."""
+Each recipient gets a queued message that shows the first rows and carries the
+export as an attachment (app.notifications stores it under instance/mail_attachments).
+A copy of the export is also kept as the delivery's record, in REPORT_DELIVERY_FOLDER
+(default instance/report_deliveries) as <delivery id>.<format>."""
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +26,7 @@ from app.activity import Actor, log
 from app.extensions import db
 from app.models.reports import REPORT_FORMATS, REPORT_FREQUENCIES, ReportDelivery, ReportSchedule
 from app.models.system import EmailMessage
+from app.notifications.queue import prepare_attachments, store_attachments
 from reports.builder import ReportDefinition, ReportError, run_report
 from reports.exports import export
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 EMAIL_PREVIEW_ROWS = 20
 SENT, FAILED, RUNNING = "sent", "failed", "running"
+# One address: a local part, an @ and a dotted domain, no spaces or separators.
+EMAIL_ADDRESS = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 
 
 def period_key(frequency: str, now: datetime) -> str:
@@ -75,16 +80,25 @@ def check_schedule(schedule: ReportSchedule) -> None:
         errors.append("day of month must be between 1 and 28")
     if not recipients(schedule):
         errors.append("give at least one recipient address")
-    bad = [address for address in recipients(schedule) if "@" not in address.strip("@")]
+    bad = bad_addresses(recipients(schedule))
     if bad:
         errors.append(f"not an email address: {', '.join(bad)}")
     if errors:
         raise ReportError(errors)
 
 
-def recipients(schedule: ReportSchedule) -> list[str]:
-    parts = (schedule.recipients or "").replace(";", ",").split(",")
+def split_addresses(text: str | None) -> list[str]:
+    """Addresses separated by commas, semicolons or new lines, each once."""
+    parts = re.split(r"[,;\n]", text or "")
     return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def recipients(schedule: ReportSchedule) -> list[str]:
+    return split_addresses(schedule.recipients)
+
+
+def bad_addresses(addresses: list[str]) -> list[str]:
+    return [address for address in addresses if not EMAIL_ADDRESS.match(address)]
 
 
 @dataclass
@@ -150,13 +164,16 @@ def send_schedule(schedule_id: int, now: datetime) -> SendOutcome:
         html = render_template("reports/email.html", result=result, report=report,
                                period=period, document=document,
                                rows=result.display_rows(EMAIL_PREVIEW_ROWS))
+        files = prepare_attachments([(document.filename, document.mimetype, document.content)])
         count = 0
         for address in recipients(schedule):
-            db.session.add(EmailMessage(
+            message = EmailMessage(
                 dedupe_key=f"report:{schedule.id}:{period}:{address}"[:150],
                 template="scheduled_report", to_address=address,
                 subject=f"{report.name} ({period})", body_html=html,
-                related_type="report_delivery", related_id=delivery.id))
+                related_type="report_delivery", related_id=delivery.id)
+            db.session.add(message)
+            store_attachments(message, files)
             count += 1
         delivery.status, delivery.error = SENT, None
         schedule.last_run_at = now

@@ -1,18 +1,11 @@
+"""Every screen of the staff admin, registered menu by menu."""
+from app import api
+from app.admin import billing, catalog, clients, domains, orders, support, system, webhooks
+from reports import schedule_views
+from reports import views as report_views
+
+
 def register(appbuilder) -> None:
-    from app.admin import billing, catalog, clients, domains, orders, support, system
-
-    clients.register(appbuilder)
-    orders.register(appbuilder)
-    catalog.register(appbuilder)
-    domains.register(appbuilder)
-    billing.register(appbuilder)
-    support.register(appbuilder)
-    system.register(appbuilder)
-
-    from reports import views as report_views
-
-    report_views.register(appbuilder)
-
-    from app import api
-
-    api.register(appbuilder)
+    for module in (clients, orders, catalog, domains, billing, support, system, webhooks,
+                   report_views, schedule_views, api):
+        module.register(appbuilder)

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app import settings
 from app.activity import Actor
+from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.clients import Client
@@ -51,6 +52,7 @@ ALL_CLIENTS = "all"
 # The order of the daily run. Credit is applied inside generate_invoices (same
 # transaction as the new invoices), so there is no separate apply_credit step.
 STEPS: tuple[str, ...] = (
+    "update_exchange_rates",
     "generate_invoices",
     "charge_stored_methods",
     "send_reminders",
@@ -60,14 +62,17 @@ STEPS: tuple[str, ...] = (
     "terminate_overdue",
     "process_cancellations",
     "close_inactive_tickets",
+    "retry_webhooks",
     "send_email",
 )
 
 # Steps that work on the whole installation at once, not on a range of clients.
-GLOBAL_STEPS = frozenset({"close_inactive_tickets", "send_email"})
+GLOBAL_STEPS = frozenset({"update_exchange_rates", "close_inactive_tickets", "retry_webhooks",
+                          "send_email"})
 
 # step -> "module:function"; imported when first used (the step modules import this one).
 _STEP_FUNCTIONS = {
+    "update_exchange_rates": "app.billing.exchange_rates:update_exchange_rates",
     "generate_invoices": "app.billing.generation:generate_due_invoices",
     "charge_stored_methods": "app.gateways.autocharge:charge_due_invoices",
     "send_reminders": "app.billing.dunning:send_reminders",
@@ -77,6 +82,7 @@ _STEP_FUNCTIONS = {
     "terminate_overdue": "app.billing.lifecycle:terminate_overdue",
     "process_cancellations": "app.billing.lifecycle:process_cancellation_requests",
     "close_inactive_tickets": "app.billing.automation:close_inactive_tickets",
+    "retry_webhooks": "app.webhooks:retry_due",
     "send_email": "app.billing.automation:send_email",
 }
 
@@ -557,6 +563,7 @@ def run_daily(as_of: date | None = None, only: str | Iterable[str] | None = None
                                  for message in result["errors"])
         if progress:
             progress(done, len(plan), step, result["chunk"])
+    emit("DailyCronJob", {"date": summary["date"], "errors": len(summary["errors"])})
     return summary
 
 

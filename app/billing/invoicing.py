@@ -20,6 +20,7 @@ from sqlalchemy import and_, or_, select
 
 from app import settings
 from app.activity import Actor, log
+from app.events import emit
 from app.billing import credit as credit_ledger
 from app.billing import payments
 from app.billing.errors import BillingError
@@ -255,6 +256,7 @@ def create_invoice(
         assign_invoice_number(invoice)
     log("invoice_created", f"Invoice {invoice_label(invoice)} created ({status.value}) "
         f"for {client.currency.format(invoice.total)}", invoice, after=totals(invoice), actor=actor)
+    emit("InvoiceCreated", {"invoice_id": invoice.id, "client_id": client.id, "status": status.value})
     if status == InvoiceStatus.UNPAID:
         _finalise(invoice, client, apply_credit, actor)
     return invoice
@@ -388,6 +390,7 @@ def cancel_invoice(invoice_id: int, actor: Actor | None = None, reason: str = ""
     db.session.flush()
     log("invoice_cancelled", f"Invoice {invoice_label(invoice)} cancelled"
         + (f": {reason}" if reason else ""), invoice, before=before, after=totals(invoice), actor=actor)
+    emit("InvoiceCancelled", {"invoice_id": invoice.id, "client_id": invoice.client_id})
     return invoice
 
 

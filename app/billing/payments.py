@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import settings
 from app.activity import Actor, log
+from app.events import emit
 from app.billing import credit as credit_ledger
 from app.billing import invoicing, upgrades
 from app.billing.cycles import add_months, is_recurring, months_in_cycle
@@ -201,6 +202,7 @@ def mark_invoice_paid(invoice: Invoice, *, actor: Actor | None = None,
     db.session.flush()
     log("invoice_paid", f"Invoice {invoice.number} paid", invoice, before=before,
         after=invoicing.totals(invoice), actor=actor)
+    emit("InvoicePaid", {"invoice_id": invoice.id, "client_id": invoice.client_id})
 
     paid_services: list[Service] = []
     for item in invoice.items:
@@ -407,6 +409,8 @@ def refund_payment(
     log("payment_refunded", f"Refund of {invoice.currency.format(amount)} on invoice {label} "
         f"{'to credit' if to_credit else 'via ' + payment.gateway}, credit note {note.number}: {reason}",
         invoice, before=before, after=invoicing.totals(invoice), actor=actor)
+    emit("InvoiceRefunded", {"invoice_id": invoice.id, "client_id": invoice.client_id,
+                             "transaction_id": refund.id})
     if to_credit:
         credit_ledger.add_credit(invoice.client_id, amount, f"Refund of invoice {label} to credit",
                                  actor=actor, invoice_id=invoice.id, transaction_id=refund.id)

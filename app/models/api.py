@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import utcnow
+from app.models.base import EncryptedText, utcnow
 
 
 class ApiCredential(Model):
@@ -60,3 +60,50 @@ class ApiCallLog(Model):
 
     def __repr__(self) -> str:
         return f"{self.api} {self.endpoint} {self.outcome}"
+
+
+class WebhookEndpoint(Model):
+    """A URL that receives signed POSTs of the events it subscribes to."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    # Event names separated by commas (e.g. "InvoicePaid,TicketOpen"), or "*" for all.
+    events: Mapped[str] = mapped_column(Text, default="*")
+    # Signs each body (HMAC-SHA256); the receiver holds the same secret.
+    secret: Mapped[str] = mapped_column(EncryptedText)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def subscribes_to(self, event: str) -> bool:
+        names = {name.strip() for name in (self.events or "").split(",") if name.strip()}
+        return "*" in names or event in names
+
+    def __repr__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(Model):
+    """One event sent (or being sent) to one endpoint, with the outcome of its last try."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending",
+                                        index=True)  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    # The transport error, or the start of the response body.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    endpoint = relationship("WebhookEndpoint")
+
+    def __repr__(self) -> str:
+        return f"{self.event} #{self.id} {self.status}"

@@ -163,3 +163,21 @@ class TwoFactor(Model):
     last_used_step: Mapped[int | None] = mapped_column(Integer)  # blocks replay of a code
 
     user = relationship("User")
+
+
+class EmailAttachment(Model):
+    """A file sent with a queued email. The bytes live outside the database and the
+    web root (instance/mail_attachments/<random name>); the sender reads them back."""
+
+    __tablename__ = "email_attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_log.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(150))
+    stored_path: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(Integer)
+
+    message = relationship("EmailMessage")
+
+    def __repr__(self) -> str:
+        return self.filename

@@ -9,6 +9,9 @@ twice (at-least-once); it can never mark an unsent message sent.
 
 With no MAIL_SERVER configured (the embedded default) nothing leaves the machine: each
 message is written to a local outbox (instance/mail/<id>.eml) where it can be read.
+
+A message's attachments (EmailAttachment rows, files under instance/mail_attachments)
+go into the MIME message and the outbox copy; a missing file fails that message.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models.base import utcnow
-from app.models.system import EmailMessage, EmailStatus
+from app.models.system import EmailAttachment, EmailMessage, EmailStatus
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ class _ConnectionFailed(Exception):
 
 
 def build_mime(message: EmailMessage, sender: str) -> MimeMessage:
-    """The message as multipart/alternative: plain text first, HTML second."""
+    """The message as multipart/alternative: plain text first, HTML second; with
+    attachments, that inside a multipart/mixed followed by each file."""
     mime = MimeMessage()
     mime["From"] = sender
     mime["To"] = message.to_address
@@ -56,7 +60,26 @@ def build_mime(message: EmailMessage, sender: str) -> MimeMessage:
                                     domain=_domain_of(sender))
     mime.set_content(message.body_text or _text_from_html(message.body_html))
     mime.add_alternative(message.body_html, subtype="html")
+    for attachment in _attachments_of(message):
+        maintype, _, subtype = attachment.content_type.split(";")[0].strip().partition("/")
+        try:
+            with open(attachment.stored_path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            # ValueError: this message fails (and is retried), the run goes on.
+            raise ValueError(f"attachment {attachment.filename} cannot be read: "
+                             f"{error.strerror}") from error
+        mime.add_attachment(data, maintype=maintype, subtype=subtype,
+                            filename=attachment.filename)
     return mime
+
+
+def _attachments_of(message: EmailMessage) -> list[EmailAttachment]:
+    if message.id is None:
+        return []
+    return list(db.session.scalars(select(EmailAttachment)
+                                   .where(EmailAttachment.message_id == message.id)
+                                   .order_by(EmailAttachment.id)))
 
 
 def _domain_of(address: str) -> str | None:

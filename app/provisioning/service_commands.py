@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from app.activity import Actor, log
+from app.events import emit
 from app.billing import payments
 from app.billing.numbering_counter import lock_row
 from app.extensions import db
@@ -57,6 +58,7 @@ def suspend_service(service_id: int, reason: str | None = None,
     log("service_suspended", f"Service #{service.id} suspended"
         + (f": {reason}" if reason else "") + f" ({result.message})", service, before=before,
         after={"status": service.status, "suspension_reason": reason}, actor=actor)
+    emit("AfterModuleSuspend", {"service_id": service.id, "client_id": service.client_id})
     return result
 
 
@@ -73,6 +75,7 @@ def unsuspend_service(service_id: int, actor: Actor | None = None) -> ModuleResu
     db.session.flush()
     log("service_unsuspended", f"Service #{service.id} unsuspended ({result.message})", service,
         before=before, after={"status": service.status, "suspension_reason": None}, actor=actor)
+    emit("AfterModuleUnsuspend", {"service_id": service.id, "client_id": service.client_id})
     return result
 
 
@@ -96,4 +99,5 @@ def terminate_service(service_id: int, actor: Actor | None = None,
     db.session.flush()
     log("service_terminated", f"Service #{service.id} terminated ({result.message})", service,
         before=before, after={"status": service.status, "termination_date": today}, actor=actor)
+    emit("AfterModuleTerminate", {"service_id": service.id, "client_id": service.client_id})
     return result

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.activity import Actor, log
+from app.events import emit
 from app.client_accounts import EMAIL_PATTERN
 from app.extensions import db
 from app.models.base import utcnow
@@ -130,6 +131,7 @@ def open_ticket(department_id: int, subject: str, message: str, *,
     log("ticket_opened", f"Ticket #{ticket.tid} opened in {department.name}: {subject}", ticket,
         after={"department": department.name, "priority": priority, "from": author[1]},
         actor=actor)
+    emit("TicketOpen", {"ticket_id": ticket.id, "tid": ticket.tid, "client_id": ticket.client_id})
     if send_email:
         _notify(OPENED_TEMPLATE, ticket, message)
     return ticket
@@ -188,6 +190,8 @@ def add_reply(ticket: Ticket, message: str, *, admin_username: str | None = None
     db.session.flush()
     log("ticket_reply", f"Reply by {reply.name} on ticket #{ticket.tid}", ticket, before=before,
         after={"status": ticket.status}, actor=actor)
+    emit("TicketAdminReply" if reply.admin_id else "TicketUserReply",
+         {"ticket_id": ticket.id, "tid": ticket.tid, "reply_id": reply.id})
     if send_email and reply.admin_id:
         _notify(REPLY_TEMPLATE, ticket, message)
     return reply

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.activity import Actor, log
+from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.orders import Service
@@ -120,6 +121,7 @@ def open_ticket(client_id: int, user, *, department_id: int, subject: str, messa
     log("ticket_opened", f"Ticket #{ticket.tid} opened: {subject}", ticket,
         after={"department": department.name, "priority": priority, "attachments": attached},
         actor=actor)
+    emit("TicketOpen", {"ticket_id": ticket.id, "tid": ticket.tid, "client_id": client.id})
     try:
         queue_email(OPENED_TEMPLATE, client.id, {
             "ticket_id": ticket.tid, "ticket_subject": subject,
@@ -150,6 +152,7 @@ def add_client_reply(ticket_id: int, client_id: int, user, message: str,
     log("ticket_reply", f"Client replied to ticket #{ticket.tid}", ticket, before=before,
         after={"status": ticket.status, "attachments": attached},
         actor=Actor("client", user.username, user.id))
+    emit("TicketUserReply", {"ticket_id": ticket.id, "tid": ticket.tid, "reply_id": reply.id})
     return reply
 
 

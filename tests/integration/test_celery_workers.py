@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.automation import STEPS, client_chunks
+from app.billing.automation import GLOBAL_STEPS, STEPS, client_chunks
 from app.extensions import celery
 from app.models.billing import Invoice, InvoiceItem
 from app.models.orders import Service
@@ -103,7 +103,7 @@ def wait_for_the_run(db, units: int, timeout: float = 240) -> list[AutomationRun
 
 def expected_units(db) -> int:
     chunks = len(client_chunks(CHUNK_SIZE))
-    return sum(1 if step in ("close_inactive_tickets", "send_email") else chunks for step in STEPS)
+    return sum(1 if step in GLOBAL_STEPS else chunks for step in STEPS)
 
 
 def assert_billed_once(db, expected: set[tuple[int, date]]) -> None:

@@ -1,8 +1,10 @@
 """`flask db upgrade` from an empty database gives exactly the models' schema."""
+import os
 import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Flask
 from flask_appbuilder import Model
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
@@ -31,16 +33,24 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
+def migration_app(url: str) -> Flask:
+    """A bare app with only the database and Alembic: a second full create_app would
+    re-initialise the one shared AppBuilder under the test session's app."""
+    from app import ROOT, models  # noqa: F401  (every table on the metadata)
+    from app.extensions import db, migrate
+
+    bare = Flask("migrations")
+    bare.config.update(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="migrations")
+    db.init_app(bare)
+    migrate.init_app(bare, db, directory=os.path.join(ROOT, "migrations"))
+    return bare
+
+
 def test_upgrade_from_empty_gives_the_models_schema(tmp_path):
-    from app import create_app
     from app.extensions import db
 
     url = fresh_database_url(tmp_path)
-
-    class MigratedConfig(PytestConfig):
-        SQLALCHEMY_DATABASE_URI = url
-
-    app = create_app(MigratedConfig)
+    app = migration_app(url)
     try:
         with app.app_context():
             upgrade()

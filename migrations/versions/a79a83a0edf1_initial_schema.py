@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ca1f4c98f589
+Revision ID: a79a83a0edf1
 Revises: 
-Create Date: 2026-11-24 11:59:08.237317
+Create Date: 2026-11-24 12:09:56.006596
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'ca1f4c98f589'
+revision = 'a79a83a0edf1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -331,6 +331,16 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('extension')
     )
+    op.create_table('webhook_endpoints',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=500), nullable=False),
+    sa.Column('events', sa.Text(), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('ab_api_key',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
@@ -646,6 +656,28 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('user_id')
     )
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('endpoint_id', sa.Integer(), nullable=False),
+    sa.Column('event', sa.String(length=64), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_endpoint_id'), ['endpoint_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_event'), ['event'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_next_attempt_at'), ['next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_status'), ['status'], unique=False)
+
     op.create_table('ab_permission_view_role',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('permission_view_id', sa.Integer(), nullable=True),
@@ -960,6 +992,19 @@ def upgrade():
     )
     with op.batch_alter_table('config_option_pricing', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_config_option_pricing_value_id'), ['value_id'], unique=False)
+
+    op.create_table('email_attachments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=150), nullable=False),
+    sa.Column('stored_path', sa.String(length=500), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['email_log.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('email_attachments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_attachments_message_id'), ['message_id'], unique=False)
 
     op.create_table('gateway_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1592,6 +1637,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_gateway_events_invoice_id'))
 
     op.drop_table('gateway_events')
+    with op.batch_alter_table('email_attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_attachments_message_id'))
+
+    op.drop_table('email_attachments')
     with op.batch_alter_table('config_option_pricing', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_config_option_pricing_value_id'))
 
@@ -1666,6 +1715,14 @@ def downgrade():
         batch_op.drop_index('idx_permission_view_id')
 
     op.drop_table('ab_permission_view_role')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_status'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_next_attempt_at'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_event'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_endpoint_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_created_at'))
+
+    op.drop_table('webhook_deliveries')
     op.drop_table('two_factor')
     with op.batch_alter_table('tld_pricing', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tld_pricing_tld_id'))
@@ -1739,6 +1796,7 @@ def downgrade():
         batch_op.drop_index('idx_api_key_lookup_hash')
 
     op.drop_table('ab_api_key')
+    op.drop_table('webhook_endpoints')
     op.drop_table('tlds')
     op.drop_table('tax_rules')
     op.drop_table('support_departments')
