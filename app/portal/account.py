@@ -11,7 +11,8 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 from werkzeug.security import check_password_hash
 
-from app.activity import Actor, changes, log
+from app.activity import Actor, log
+from app.client_accounts import ClientError, update_client
 from app.extensions import db
 from app.models.clients import Client
 
@@ -44,7 +45,8 @@ def _clean(values: dict) -> dict:
 
 
 def update_profile(client_id: int, values: dict, actor: Actor) -> list[str]:
-    """Set the profile fields; returns the names of those that changed."""
+    """Set the profile fields through the one client-update engine function; returns
+    the names of those that changed."""
     client = db.session.get(Client, client_id)
     if client is None:
         raise AccountError(f"client {client_id} does not exist")
@@ -52,12 +54,10 @@ def update_profile(client_id: int, values: dict, actor: Actor) -> list[str]:
     changed = [field for field, value in cleaned.items() if getattr(client, field) != value]
     if not changed:
         return []
-    before = changes(client, changed)
-    for field in changed:
-        setattr(client, field, cleaned[field])
-    db.session.flush()
-    log("client_profile_updated", f"Profile of {client.display_name} updated: {', '.join(changed)}",
-        client, before=before, after=changes(client, changed), actor=actor)
+    try:
+        update_client(client_id, {field: cleaned[field] for field in changed}, actor=actor)
+    except ClientError as error:
+        raise AccountError(str(error)) from None
     return changed
 
 

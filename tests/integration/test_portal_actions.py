@@ -196,7 +196,7 @@ def test_the_profile_is_saved_and_logged(app, client_a, world):
     with app.app_context():
         client = db.session.get(Client, world["a"]["client"])
         assert (client.phone, client.city, client.country) == ("+49 30 123456", "Berlin", "DE")
-    [entry] = logged(app, "client_profile_updated")
+    [entry] = logged(app, "client_updated")
     assert entry.before["city"] is None and entry.after["city"] == "Berlin"
 
 
@@ -207,7 +207,7 @@ def test_a_profile_without_a_name_or_with_a_bad_country_is_refused(app, client_a
     with app.app_context():
         client = db.session.get(Client, world["a"]["client"])
         assert (client.first_name, client.country) == ("Alpha", "US")
-    assert logged(app, "client_profile_updated") == []
+    assert logged(app, "client_updated") == []
 
 
 def test_changing_the_email_needs_the_password(app, client_a, world):
