@@ -34,7 +34,7 @@ MAX_MESSAGE_LENGTH = 20000
 
 
 class TicketError(ValueError):
-    """A refused ticket operation; nothing was changed."""
+    """A refused ticket operation; the message is fit to show. Nothing was changed."""
 
 
 def _required(value, message: str, limit: int) -> str:

@@ -24,15 +24,10 @@ from app.models.support import (
     SupportDepartment, Ticket, TicketAttachment, TicketPriority, TicketReply, TicketStatus,
 )
 from app.notifications.queue import EmailTemplateMissing, queue_email
-
-OPENED_TEMPLATE = "Support Ticket Opened"
-MAX_SUBJECT_LENGTH = 255
-MAX_MESSAGE_LENGTH = 20000
-PRIORITIES = tuple(priority.value for priority in TicketPriority)
-
-
-class TicketError(ValueError):
-    """A refused ticket operation; the message is fit to show. Nothing was changed."""
+# One error type and one set of limits for every way a ticket is opened or answered.
+from app.support.api_tickets import (  # noqa: F401  (re-exported for the portal)
+    MAX_MESSAGE_LENGTH, MAX_SUBJECT_LENGTH, OPENED_TEMPLATE, PRIORITIES, TicketError,
+)
 
 
 @dataclass(frozen=True)
