@@ -7,10 +7,11 @@ automation overrides and the next due date)."""
 from __future__ import annotations
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import inspect as sa_inspect, select
+from sqlalchemy import select
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from app.admin.actions import ServiceActions
+from app.billing.due_dates import invoice_date_follows_due_date
 from app.admin.clients import (
     AuditedModelView, CommaSeparatedChoicesField, UniqueIgnoringCase,
     WriteOnlyPasswordField, choice_field, money_text, not_negative, required,
@@ -27,13 +28,6 @@ CANCELLATION_TYPES = ("Immediate", "End of Billing Period")
 
 DATE_FORMATTERS = {"created_at": when, "updated_at": when, "accepted_at": when,
                    "processed_at": when, "applied_at": when}
-
-
-def keep_invoice_date_with_due_date(item) -> None:
-    """Staff moving the next due date move the next invoice date with it (as WHMCS
-    does), or the daily run would still invoice at the old date."""
-    if sa_inspect(item).attrs.next_due_date.history.has_changes():
-        item.next_invoice_date = item.next_due_date
 
 
 def require_due_date_when_recurring(item) -> None:
@@ -138,7 +132,7 @@ class ServiceAddonView(AuditedModelView):
 
     def before_save(self, item, is_created):
         require_due_date_when_recurring(item)
-        keep_invoice_date_with_due_date(item)
+        invoice_date_follows_due_date(item)
 
 
 def no_open_cancellation(form, field) -> None:
@@ -271,7 +265,7 @@ class ServiceView(ServiceActions, AuditedModelView):
 
     def before_save(self, item, is_created):
         require_due_date_when_recurring(item)
-        keep_invoice_date_with_due_date(item)
+        invoice_date_follows_due_date(item)
 
 
 # -- promotions ------------------------------------------------------------------

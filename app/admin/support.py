@@ -8,8 +8,6 @@ the support engine's work: the reply screen here only reads and removes replies.
 from __future__ import annotations
 
 import re
-import secrets
-import string
 
 from flask import g
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
@@ -25,6 +23,7 @@ from app.admin.clients import (
     required, status_label, strip_lower, text_field, when, yes_no,
 )
 from app.extensions import db
+from app.support.numbers import new_ticket_number
 from app.models.base import utcnow
 from app.models.support import (
     Announcement, KbArticle, KbCategory, SupportDepartment, Ticket, TicketAttachment,
@@ -118,19 +117,6 @@ class TicketAttachmentView(AuditedModelView):
     formatters_columns = {"size": file_size, **TIMES}
     client_path = "ticket.client_id"
     base_permissions = ["can_list", "can_show"]
-
-
-def new_ticket_number() -> str:
-    """A ticket number clients cannot guess, in WHMCS's default form (ABC-123456)."""
-    while True:
-        letters = "".join(secrets.choice(string.ascii_uppercase) for _ in range(3))
-        digits = "".join(secrets.choice(string.digits) for _ in range(6))
-        tid = f"{letters}-{digits}"
-        # The new ticket is not in the session yet: it must not be flushed half-built.
-        with db.session.no_autoflush:
-            taken = db.session.execute(select(Ticket.id).where(Ticket.tid == tid)).first()
-        if taken is None:
-            return tid
 
 
 def email_or_client(form, field) -> None:

@@ -7,13 +7,13 @@ appears in the client's portal. One open to-do per service and action: asking ag
 while one is open points at the existing ticket instead of opening a second."""
 from __future__ import annotations
 
-import secrets
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.activity import log
 from app.extensions import db
+from app.support.numbers import new_ticket_number
 from app.models.catalog import Product
 from app.models.orders import Service
 from app.models.support import (
@@ -137,7 +137,7 @@ def _open_ticket(department: SupportDepartment, service: Service, verb: str,
                  instruction: str, reason: str | None) -> Ticket:
     subject = f"{TODO_TITLES[verb]}: {service.domain or 'no domain'} (service #{service.id})"
     ticket = Ticket(
-        tid=_new_ticket_number(), department_id=department.id,
+        tid=new_ticket_number(), department_id=department.id,
         client_id=None,  # internal: kept out of the client's ticket list
         service_id=service.id, name=TODO_AUTHOR, email=department.email,
         subject=subject[:255], status=TicketStatus.OPEN.value,
@@ -170,10 +170,3 @@ def _details(service: Service, instruction: str, reason: str | None) -> str:
     return "\n".join(lines)
 
 
-def _new_ticket_number() -> str:
-    """A random six-digit ticket number not used yet (the unique key guards the race)."""
-    for _ in range(50):
-        candidate = str(100000 + secrets.randbelow(900000))
-        if db.session.scalar(select(Ticket.id).where(Ticket.tid == candidate)) is None:
-            return candidate
-    raise ProvisioningError("could not find a free ticket number")

@@ -24,6 +24,7 @@ from app.models.clients import Client, Contact
 from app.models.orders import Service
 from app.models.support import SupportDepartment, Ticket, TicketPriority, TicketReply, TicketStatus
 from app.notifications.queue import EmailTemplateMissing, queue_email
+from app.support.numbers import new_ticket_number
 
 OPENED_TEMPLATE = "Support Ticket Opened"
 REPLY_TEMPLATE = "Support Ticket Reply"
@@ -93,7 +94,6 @@ def open_ticket(department_id: int, subject: str, message: str, *,
                 actor: Actor | None = None) -> Ticket:
     """A new Open ticket whose first message comes from the client (or its contact),
     or from a guest named by name and email."""
-    from app.admin.support import new_ticket_number
 
     actor = actor or Actor.system()
     department = db.session.get(SupportDepartment, department_id) if department_id else None

@@ -24,6 +24,7 @@ from app.models.support import (
     SupportDepartment, Ticket, TicketAttachment, TicketPriority, TicketReply, TicketStatus,
 )
 from app.notifications.queue import EmailTemplateMissing, queue_email
+from app.support.numbers import new_ticket_number
 # One error type and one set of limits for every way a ticket is opened or answered.
 from app.support.api_tickets import (  # noqa: F401  (re-exported for the portal)
     MAX_MESSAGE_LENGTH, MAX_SUBJECT_LENGTH, OPENED_TEMPLATE, PRIORITIES, TicketError,
@@ -82,7 +83,6 @@ def open_ticket(client_id: int, user, *, department_id: int, subject: str, messa
                 files: Iterable[StoredFile] = (), link_for=None) -> Ticket:
     """A new ticket of a client, its first message written by `user` (a client user
     of that client). link_for(ticket) gives the portal address for the email."""
-    from app.admin.support import new_ticket_number
     from app.models.clients import Client
 
     client = db.session.get(Client, client_id)
