@@ -92,6 +92,11 @@ class Config:
         "VIES_API_BASE", "https://ec.europa.eu/taxation_customs/vies/rest-api")
     EXCHANGE_RATES_URL = os.environ.get(
         "EXCHANGE_RATES_URL", "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml")
+    # Domain availability by RDAP: the TLD -> service map (IANA bootstrap format; empty
+    # = the small file shipped in app/registrars), or one base URL for every TLD.
+    RDAP_BOOTSTRAP_FILE = os.environ.get("RDAP_BOOTSTRAP_FILE", "")
+    RDAP_BASE_URL = os.environ.get("RDAP_BASE_URL", "")
+    RDAP_TIMEOUT_SECONDS = int(os.environ.get("RDAP_TIMEOUT_SECONDS", "5"))
 
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
@@ -115,5 +120,6 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret"
     VIES_API_BASE = "http://127.0.0.1:9"  # never the real service; VIES tests use a fake
     EXCHANGE_RATES_URL = ""  # no internet in tests: the rate tests use a local fake feed
+    RDAP_BASE_URL = "http://127.0.0.1:9"  # never the real registries; tests use a fake RDAP
     # Tests run tasks in-process unless a test starts real workers itself.
     CELERY = {**celery_settings(Config.REDIS_URL), "task_always_eager": True}

@@ -1,0 +1,80 @@
+"""The "local" registrar: no registry is contacted; this database is the registry.
+
+For the embedded demo and offline use: registering, transferring and renewing
+succeed at once and move the expiry date here; nameservers and the lock are what the
+domain row says; the EPP code is derived from the domain name and the app's secret
+(stable, never stored). Every result says that nothing left this installation, and the
+domain engine writes it to the activity log, so staff see what they must still do by
+hand if the name is real."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.billing.cycles import add_months
+from app.extensions import db
+from app.models.domains import Domain
+from app.registrars.base import (
+    EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
+    RegistrationResult, RenewalResult, SyncResult, TransferResult,
+)
+
+NOTE = "local registrar: recorded in this installation only, no registry was contacted"
+
+
+def _today() -> date:
+    from app.billing.automation import business_today
+    return business_today()
+
+
+class LocalRegistrar(RegistrarModule):
+    name = "local"
+    display_name = "Local (no registrar, demo/offline)"
+    needs_settings = False
+
+    def _domain(self, name: str) -> Domain:
+        domain = db.session.scalar(select(Domain).where(Domain.name == name))
+        if domain is None:
+            raise RegistrarRejected(f"{name} is not registered here")
+        return domain
+
+    def register(self, domain, years, nameservers, contact) -> RegistrationResult:
+        return RegistrationResult(domain, expiry_date=add_months(_today(), 12 * years),
+                                  remote_id=f"local-{domain}", message=NOTE)
+
+    def transfer(self, domain, epp_code, years=1) -> TransferResult:
+        if not (epp_code or "").strip():
+            raise RegistrarRejected("an EPP (authorisation) code is required for a transfer")
+        return TransferResult(domain, remote_id=f"local-{domain}", message=NOTE, completed=True)
+
+    def renew(self, domain, years) -> RenewalResult:
+        row = self._domain(domain)
+        # Registries add the years to the current expiry date, even within the grace period.
+        start = row.expiry_date or _today()
+        return RenewalResult(domain, expiry_date=add_months(start, 12 * years), message=NOTE)
+
+    def get_nameservers(self, domain) -> NameserversResult:
+        return NameserversResult(domain, tuple(self._domain(domain).nameserver_list))
+
+    def set_nameservers(self, domain, nameservers) -> NameserversResult:
+        return NameserversResult(domain, tuple(nameservers))
+
+    def get_lock(self, domain) -> LockResult:
+        return LockResult(domain, bool(self._domain(domain).registrar_lock))
+
+    def set_lock(self, domain, locked) -> LockResult:
+        return LockResult(domain, locked)
+
+    def get_epp_code(self, domain) -> EppCodeResult:
+        secret = (current_app.config.get("SECRET_KEY") or "").encode()
+        digest = hmac.new(secret, f"epp:{domain}".encode(), hashlib.sha256).hexdigest()
+        return EppCodeResult(domain, epp_code=f"L{digest[:15]}", message=NOTE)
+
+    def sync(self, domain) -> SyncResult:
+        row = self._domain(domain)
+        return SyncResult(domain, expiry_date=row.expiry_date, status=None,
+                          locked=row.registrar_lock, details={"note": NOTE})
