@@ -23,7 +23,7 @@ class ClientStatus(StrEnum):
 # What a client user may do for an account (WHMCS's sub-account permissions).
 CLIENT_PERMISSIONS = (
     "profile", "contacts", "products", "manageproducts", "domains", "managedomains",
-    "invoices", "quotes", "tickets", "emails", "orders", "payments",
+    "invoices", "quotes", "tickets", "emails", "orders", "payments", "affiliates",
 )
 
 

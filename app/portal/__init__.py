@@ -71,6 +71,12 @@ def check_csrf() -> None:
         raise CSRFError(str(error)) from None
 
 
+@portal.before_request
+def check_area_permission() -> None:
+    """The permission of the portal area the path is in (see access.AREA_PERMISSIONS)."""
+    access.enforce_area_permission()
+
+
 @portal.app_template_global()
 def portal_icon(name: str, classes: str = "") -> Markup:
     href = url_for("portal.icons") + "#" + name

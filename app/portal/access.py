@@ -6,6 +6,7 @@ client's id is simply not found (404), never "forbidden" (which would confirm it
 exists). A permission the user's membership lacks gives 403."""
 from __future__ import annotations
 
+import re
 from functools import wraps
 from typing import TypeVar
 
@@ -18,6 +19,46 @@ from app.models.clients import Client, ClientStatus, ClientUser
 
 SELECTED_CLIENT_KEY = "portal_client_id"
 CLIENT_ROLE = "Client"
+# Not one of CLIENT_PERMISSIONS: only the account's owner (managing its users).
+OWNER_ONLY = "owner"
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# The areas of the portal by path, each with the permission needed to open its pages
+# and the one needed to change something there (any method but GET). First match
+# wins, so the narrower pattern comes first. Checked before every portal view
+# (enforce_area_permission), so a route added under an area is guarded without a
+# decorator of its own. Another module adds its area with protect_area().
+AREA_PERMISSIONS: list[tuple[re.Pattern, str, str]] = []
+
+
+def protect_area(pattern: str, read: str, write: str | None = None, *, first: bool = False) -> None:
+    """Guard every portal path matching `pattern` (a regular expression from the
+    start of the path) with a permission to read and one to change."""
+    entry = (re.compile(pattern), read, write or read)
+    if any(existing[0].pattern == pattern for existing in AREA_PERMISSIONS):
+        return
+    if first:
+        AREA_PERMISSIONS.insert(0, entry)
+    else:
+        AREA_PERMISSIONS.append(entry)
+
+
+for _pattern, _read, _write in (
+    (r"/portal/services/\d+/(cancel|upgrade|password)", "manageproducts", "manageproducts"),
+    (r"/portal/services(/|$)", "products", "manageproducts"),
+    (r"/portal/domains(/|$)", "domains", "managedomains"),
+    (r"/portal/(invoices|masspay|mass-pay|addfunds|add-funds)(/|$)", "invoices", "invoices"),
+    (r"/portal/(payment-methods|paymentmethods)(/|$)", "payments", "payments"),
+    (r"/portal/quotes(/|$)", "quotes", "quotes"),
+    (r"/portal/tickets(/|$)", "tickets", "tickets"),
+    (r"/portal/emails(/|$)", "emails", "emails"),
+    (r"/portal/orders(/|$)", "orders", "orders"),
+    (r"/portal/affiliates?(/|$)", "affiliates", "affiliates"),
+    (r"/portal/account(/|$)", "profile", "profile"),
+    (r"/portal/contacts(/|$)", "contacts", "contacts"),
+    (r"/portal/users(/|$)", OWNER_ONLY, OWNER_ONLY),
+):
+    protect_area(_pattern, _read, _write)
 
 ModelT = TypeVar("ModelT")
 
@@ -92,7 +133,7 @@ def requires(permission: str):
     def decorate(view):
         @wraps(view)
         def check(*args, **kwargs):
-            if not current_membership().can(permission):
+            if not has_permission(current_membership(), permission):
                 abort(403)
             return view(*args, **kwargs)
 
@@ -101,9 +142,41 @@ def requires(permission: str):
     return decorate
 
 
+def has_permission(membership: ClientUser | None, permission: str) -> bool:
+    if membership is None:
+        return False
+    if permission == OWNER_ONLY:
+        return bool(membership.is_owner)
+    return membership.can(permission)
+
+
 def can(permission: str) -> bool:
+    return has_permission(current_membership(), permission)
+
+
+def permissions_for_path(path: str, method: str) -> tuple[str, ...]:
+    """What a membership must hold to make this request: () when the path is in no
+    area (dashboard, sign-in, the user's own security page ...)."""
+    for pattern, read, write in AREA_PERMISSIONS:
+        if pattern.match(path):
+            return (read,) if method in READ_METHODS or write == read else (read, write)
+    return ()
+
+
+def enforce_area_permission() -> None:
+    """Before every portal view: a signed-in client user whose membership of the
+    selected account lacks the area's permission gets 403. Signed-out visitors and
+    staff pass here and meet the views' own sign-in checks."""
+    if not current_user.is_authenticated or not is_client_user(current_user):
+        return
+    needed = permissions_for_path(request.path, request.method)
+    if not needed:
+        return
     membership = current_membership()
-    return membership is not None and membership.can(permission)
+    if membership is None:
+        return  # client_login_required signs the user out
+    if not all(has_permission(membership, permission) for permission in needed):
+        abort(403)
 
 
 def owned_or_404(model: type[ModelT], row_id: int, client_column=None) -> ModelT:
