@@ -18,7 +18,7 @@ from app.billing.lifecycle import END_OF_PERIOD, IMMEDIATE
 from app.portal.labels import LABELS
 from app.portal.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from app.registrars.domain_settings import MAX_NAMESERVERS
-from app.support.portal_tickets import MAX_MESSAGE_LENGTH, MAX_SUBJECT_LENGTH, PRIORITIES
+from app.support.tickets import MAX_MESSAGE_LENGTH, MAX_SUBJECT_LENGTH, PRIORITIES
 
 
 def required():

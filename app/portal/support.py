@@ -25,9 +25,8 @@ from app.portal.uploads import (
     MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
     store_uploads,
 )
-from app.support.portal_tickets import (
-    TicketError, add_client_reply, close_ticket, open_ticket, visible_departments,
-)
+from app.support import tickets as ticket_engine
+from app.support.tickets import TicketError, client_user_author, visible_departments
 
 SEARCH_MIN_LENGTH = 2
 SEARCH_MAX_LENGTH = 100
@@ -81,10 +80,10 @@ def new_ticket():
     form.service.choices = [SelectChoice(0, _("None"))] + [SelectChoice(s.id, str(s))
                                                            for s in services]
     if form.validate_on_submit():
-        ticket = _save_with_files(form, lambda stored: open_ticket(
-            client.id, current_user, department_id=form.department.data,
-            subject=form.subject.data, message=form.message.data, priority=form.priority.data,
-            service_id=form.service.data or None, files=stored,
+        ticket = _save_with_files(form, lambda stored: ticket_engine.open_ticket(
+            form.department.data, form.subject.data, form.message.data,
+            client_user_author(client.id, current_user), priority=form.priority.data,
+            service_id=form.service.data or None, files=stored, visible_only=True,
             link_for=lambda t: url_for("portal.ticket", ticket_id=t.id, _external=True)))
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We will reply as soon as we can.",
@@ -111,8 +110,9 @@ def ticket_reply(ticket_id: int):
     row = owned_or_404(Ticket, ticket_id)
     form = ReplyForm()
     if form.validate_on_submit():
-        reply = _save_with_files(form, lambda stored: add_client_reply(
-            row.id, current_client().id, current_user, form.message.data, files=stored))
+        reply = _save_with_files(form, lambda stored: ticket_engine.add_reply(
+            row, form.message.data, client_user_author(current_client().id, current_user),
+            files=stored))
         if reply is not None:
             flash(_("Your reply has been sent."), "success")
             return redirect(url_for("portal.ticket", ticket_id=row.id) + "#latest")
@@ -127,7 +127,7 @@ def ticket_reply(ticket_id: int):
 def ticket_close(ticket_id: int):
     row = owned_or_404(Ticket, ticket_id)
     try:
-        close_ticket(row.id, current_client().id, current_user)
+        ticket_engine.close_ticket(row)
         db.session.commit()
     except TicketError as error:
         db.session.rollback()
@@ -135,6 +135,26 @@ def ticket_close(ticket_id: int):
     else:
         flash(_("The ticket has been closed."), "success")
     return redirect(url_for("portal.ticket", ticket_id=row.id))
+
+
+@portal.route("/tickets/<int:ticket_id>/replies/<int:reply_id>/rate", methods=["POST"])
+@requires("tickets")
+def ticket_rate(ticket_id: int, reply_id: int):
+    """The client rates a staff answer from 1 to 5 (CSRF-checked by the app-wide guard)."""
+    row = owned_or_404(Ticket, ticket_id)
+    if not any(reply.id == reply_id for reply in row.replies):
+        abort(404)
+    try:
+        rating = int(request.form.get("rating", ""))
+        ticket_engine.rate_reply(reply_id, current_client().id, rating)
+        db.session.commit()
+    except (ValueError, TicketError) as error:
+        db.session.rollback()
+        reason = str(error) if isinstance(error, TicketError) else _("choose from 1 to 5")
+        flash(_("The rating was not saved: %(reason)s", reason=reason), "danger")
+    else:
+        flash(_("Thank you for rating our answer."), "success")
+    return redirect(url_for("portal.ticket", ticket_id=row.id) + f"#reply-{reply_id}")
 
 
 @portal.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>")

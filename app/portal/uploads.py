@@ -11,7 +11,7 @@ from flask import abort, current_app, send_file
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
-from app.support.portal_tickets import StoredFile
+from app.support.tickets import StoredFile
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 MAX_FILES = 5

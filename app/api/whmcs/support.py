@@ -8,7 +8,8 @@ from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import listing, moment
 from app.extensions import db
 from app.models.support import SupportDepartment, Ticket, TicketStatus
-from app.support import api_tickets
+from app.support import tickets as ticket_engine
+from app.support.tickets import client_author, guest_author, staff_author_named
 
 AWAITING_REPLY = (TicketStatus.OPEN.value, TicketStatus.CUSTOMER_REPLY.value)
 
@@ -19,12 +20,12 @@ def open_ticket(params: Params, actor: Actor) -> dict:
         raise ApiError("domainid is not supported yet: tickets link to services only")
     if params.text("attachments"):
         raise ApiError("attachments are not supported by the API yet")
-    ticket = api_tickets.open_ticket(
-        params.id("deptid", required=True), params.raw("subject") or "", params.raw("message") or "",
-        client_id=params.id("clientid"), contact_id=params.id("contactid"),
-        name=params.raw("name"), email=params.raw("email"),
-        priority=params.text("priority") or "Medium", service_id=params.id("serviceid"),
-        created_at=params.datetime("created"), send_email=not params.bool("noemail"), actor=actor)
+    department_id = params.id("deptid", required=True)
+    ticket = ticket_engine.open_ticket(
+        department_id, params.raw("subject") or "", params.raw("message") or "",
+        _author(params), priority=params.text("priority") or "Medium",
+        service_id=params.id("serviceid"), created_at=params.datetime("created"),
+        send_email=not params.bool("noemail"), actor=actor)
     # "c" is WHMCS's guest access code; here guests follow tickets by email only.
     return {"id": ticket.id, "tid": ticket.tid, "c": ""}
 
@@ -33,13 +34,21 @@ def open_ticket(params: Params, actor: Actor) -> dict:
 def add_ticket_reply(params: Params, actor: Actor) -> dict:
     if params.text("attachments"):
         raise ApiError("attachments are not supported by the API yet")
-    ticket = api_tickets.find_ticket(params.id("ticketid"), params.text("ticketnum"))
-    api_tickets.add_reply(
-        ticket, params.raw("message") or "", admin_username=params.text("adminusername"),
-        client_id=params.id("clientid"), contact_id=params.id("contactid"),
-        name=params.raw("name"), email=params.raw("email"), status=params.text("status"),
-        send_email=not params.bool("noemail"), actor=actor)
+    ticket = ticket_engine.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    admin_username = params.text("adminusername")
+    author = staff_author_named(admin_username) if admin_username else _author(params)
+    ticket_engine.add_reply(ticket, params.raw("message") or "", author,
+                            status=params.text("status"), send_email=not params.bool("noemail"),
+                            actor=actor)
     return {}
+
+
+def _author(params: Params):
+    """The client (or its contact) by id, else a guest by name and email."""
+    client_id = params.id("clientid")
+    if client_id is not None:
+        return client_author(client_id, params.id("contactid"))
+    return guest_author(params.raw("name"), params.raw("email"))
 
 
 def _service_ref(ticket: Ticket) -> str:
@@ -94,7 +103,7 @@ def get_tickets(params: Params, actor: Actor) -> dict:
 def get_ticket(params: Params, actor: Actor) -> dict:
     if params.id("ticketid") is None and not params.text("ticketnum"):
         raise ApiError("Ticket ID Required")
-    ticket = api_tickets.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    ticket = ticket_engine.find_ticket(params.id("ticketid"), params.text("ticketnum"))
     order = (params.text("repliessort") or "ASC").upper()
     if order not in ("ASC", "DESC"):
         raise ApiError("Parameter repliessort must be ASC or DESC")
