@@ -110,6 +110,8 @@ class Domain(TimestampMixin, Model):
     payment_method: Mapped[str | None] = mapped_column(String(50))
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     nameservers: Mapped[str] = mapped_column(Text, default="")  # one per line
+    # The authorisation code of an incoming transfer, encrypted at rest (a secret).
+    epp_code: Mapped[str | None] = mapped_column(EncryptedText)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
     registrar_lock: Mapped[bool] = mapped_column(Boolean, default=True)
     id_protection: Mapped[bool] = mapped_column(Boolean, default=False)
