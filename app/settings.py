@@ -70,6 +70,12 @@ DEFAULTS: dict[str, str] = {
     "CronHour": "9",
     "CloseInactiveTickets": "0",                  # hours; 0 disables
     "AutoAcceptPaidOrders": "on",
+    # Orders: the built-in fraud check (app/orders/fraud.py)
+    "FraudCheckEnabled": "on",
+    "FraudScoreThreshold": "50",                  # at or above: the order is held as Fraud
+    "FraudMaxOrdersPerIp": "3",                   # orders from one IP in 24 hours; 0 = no limit
+    "FraudHighRiskCountries": "",                 # comma-separated ISO codes
+    "FraudDisposableEmailDomains": "",            # added to the built-in list
 }
 
 
