@@ -80,6 +80,8 @@ class Config:
         REDIS_URL or "memory://"
     )
     PERMANENT_SESSION_LIFETIME = int(os.environ.get("SESSION_LIFETIME_SECONDS", "28800"))
+    # A portal session also ends after this long without a request.
+    PORTAL_IDLE_TIMEOUT_SECONDS = int(os.environ.get("SESSION_IDLE_TIMEOUT_SECONDS", "3600"))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
@@ -97,6 +99,8 @@ class Config:
     RDAP_BOOTSTRAP_FILE = os.environ.get("RDAP_BOOTSTRAP_FILE", "")
     RDAP_BASE_URL = os.environ.get("RDAP_BASE_URL", "")
     RDAP_TIMEOUT_SECONDS = int(os.environ.get("RDAP_TIMEOUT_SECONDS", "5"))
+    # The public address of this installation that Namecheap has whitelisted (ClientIp).
+    NAMECHEAP_CLIENT_IP = os.environ.get("NAMECHEAP_CLIENT_IP", "")
 
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024

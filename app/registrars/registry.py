@@ -12,8 +12,9 @@ from app.extensions import db
 from app.models.domains import Registrar, Tld
 from app.registrars.base import RegistrarModule, RegistrarNotConfigured, UnknownRegistrarError
 from app.registrars.local import LocalRegistrar
+from app.registrars.namecheap import NamecheapRegistrar
 
-_BUILT_IN: tuple[type[RegistrarModule], ...] = (LocalRegistrar,)
+_BUILT_IN: tuple[type[RegistrarModule], ...] = (LocalRegistrar, NamecheapRegistrar)
 _MODULES: dict[str, type[RegistrarModule]] = {cls.name: cls for cls in _BUILT_IN}
 
 

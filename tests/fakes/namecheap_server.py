@@ -1,0 +1,300 @@
+"""A local fake of Namecheap's XML API, for tests: a real HTTP server on 127.0.0.1.
+
+GET or POST (form-encoded) /xml.response with the global parameters ApiUser, ApiKey,
+UserName, ClientIp and Command, answering the documented <ApiResponse> envelope:
+Status="OK" with <CommandResponse Type="..."> and the command's result element, or
+Status="ERROR" with <Errors><Error Number="...">. Commands: namecheap.domains.check,
+create, transfer.create, renew, dns.getList, dns.setCustom, getRegistrarLock,
+setRegistrarLock, getInfo.
+
+State: `domains` (ours: name -> dict with expires, locked, nameservers, status),
+`taken` (registered elsewhere), `premium`. `failure`: "http_500" or "slow".
+Every request is kept in `requests` as (method, params)."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+from xml.sax.saxutils import escape, quoteattr
+
+import pytest
+
+API_USER, API_KEY, CLIENT_IP = "tallyapi", "nc-secret-key-123", "203.0.113.7"
+CONTACT_FIELDS = ("FirstName", "LastName", "Address1", "City", "StateProvince", "PostalCode",
+                  "Country", "Phone", "EmailAddress")
+TRANSFERABLE = {"com", "net", "org", "info", "biz", "us", "co", "me", "tv", "cc", "ca", "mobi"}
+
+
+class NamecheapError(Exception):
+    def __init__(self, number: str, text: str):
+        super().__init__(text)
+        self.number, self.text = number, text
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _us_date(day: date) -> str:
+    return f"{day.month:02d}/{day.day:02d}/{day.year}"
+
+
+class FakeNamecheap:
+    def __init__(self) -> None:
+        self.domains: dict[str, dict] = {}
+        self.taken: set[str] = set()
+        self.premium: set[str] = set()
+        self.failure: str | None = None
+        self.requests: list[tuple[str, dict]] = []
+        self.today = date.today()
+        self._next_id = 1000
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xml.response"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "FakeNamecheap":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def own(self, name: str, expires: date, locked: bool = True,
+            nameservers: tuple[str, ...] = ("dns1.registrar-servers.com",
+                                            "dns2.registrar-servers.com")) -> None:
+        self.domains[name] = {"expires": expires, "locked": locked,
+                              "nameservers": list(nameservers), "custom_dns": False,
+                              "status": "Ok", "id": self._id()}
+
+    def commands(self) -> list[str]:
+        return [params.get("Command") for _, params in self.requests]
+
+    def _id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    # The protocol
+
+    def handle(self, params: dict) -> str:
+        if params.get("ApiUser") != API_USER or params.get("UserName") != API_USER:
+            raise NamecheapError("1011102", "Parameter APIUser is invalid")
+        if params.get("ApiKey") != API_KEY:
+            raise NamecheapError("1011102", "API Key is invalid or API access has not been enabled")
+        if params.get("ClientIp") != CLIENT_IP:
+            raise NamecheapError("1011150", f"Invalid request IP: {params.get('ClientIp')}")
+        command = params.get("Command") or ""
+        handler = getattr(self, "cmd_" + command.removeprefix("namecheap.").replace(".", "_"), None)
+        if handler is None:
+            raise NamecheapError("1010900", f"Invalid command: {command}")
+        with self._lock:
+            return handler(params)
+
+    def _required(self, params: dict, *names: str) -> None:
+        for name in names:
+            if not (params.get(name) or "").strip():
+                raise NamecheapError("2010324", f"{name} is Missing")
+
+    def _ours(self, name: str) -> dict:
+        if name not in self.domains:
+            if name in self.taken:
+                raise NamecheapError("2016166", "Domain is not associated with your account")
+            raise NamecheapError("2019166", "Domain not found")
+        return self.domains[name]
+
+    def _from_sld_tld(self, params: dict) -> str:
+        self._required(params, "SLD", "TLD")
+        return f"{params['SLD']}.{params['TLD']}".lower()
+
+    def cmd_domains_check(self, params: dict) -> str:
+        self._required(params, "DomainList")
+        rows = []
+        for name in params["DomainList"].split(","):
+            name = name.strip().lower()
+            available = name not in self.domains and name not in self.taken
+            premium = name in self.premium
+            rows.append(
+                f'<DomainCheckResult Domain="{escape(name)}" Available="{str(available).lower()}" '
+                f'ErrorNo="0" Description="" IsPremiumName="{str(premium).lower()}" '
+                f'PremiumRegistrationPrice="{"1300.0000" if premium else "0"}" '
+                'PremiumRenewalPrice="0" PremiumRestorePrice="0" PremiumTransferPrice="0" '
+                'IcannFee="0" EapFee="0"/>')
+        return "".join(rows)
+
+    def cmd_domains_create(self, params: dict) -> str:
+        self._required(params, "DomainName", "Years")
+        for role in ("Registrant", "Tech", "Admin", "AuxBilling"):
+            self._required(params, *(role + field for field in CONTACT_FIELDS))
+            phone = params[f"{role}Phone"]
+            if not (phone.startswith("+") and "." in phone):
+                raise NamecheapError("2015182", f"{role}Phone: phone number is invalid, "
+                                                "use the format +NNN.NNNNNNNNNN")
+        name = params["DomainName"].lower()
+        if name in self.domains or name in self.taken:
+            raise NamecheapError("3031510", f"Domain {name} is not available for registration")
+        years = int(params["Years"])
+        nameservers = [ns for ns in (params.get("Nameservers") or "").split(",") if ns]
+        self.own(name, _add_years(self.today, years), locked=False,
+                 nameservers=tuple(nameservers or ("dns1.registrar-servers.com",
+                                                   "dns2.registrar-servers.com")))
+        self.domains[name]["custom_dns"] = bool(nameservers)
+        self.domains[name]["registrant"] = {field: params[f"Registrant{field}"]
+                                            for field in CONTACT_FIELDS}
+        return (f'<DomainCreateResult Domain="{escape(name)}" Registered="true" '
+                f'ChargedAmount="{9.06 * years:.4f}" DomainID="{self.domains[name]["id"]}" '
+                f'OrderID="{self._id()}" TransactionID="{self._id()}" '
+                'WhoisguardEnable="false" FreePositiveSSL="false" NonRealTimeDomain="false"/>')
+
+    def cmd_domains_transfer_create(self, params: dict) -> str:
+        self._required(params, "DomainName", "Years", "EPPCode")
+        name = params["DomainName"].lower()
+        if name.rsplit(".", 1)[-1] not in TRANSFERABLE:
+            raise NamecheapError("2030166", "Domain cannot be transferred through the API")
+        if name in self.domains:
+            raise NamecheapError("2011170", f"{name} is in your account already")
+        transfer_id = self._id()
+        self.domains[name] = {"expires": _add_years(self.today, 1), "locked": False,
+                              "nameservers": ["dns1.registrar-servers.com",
+                                              "dns2.registrar-servers.com"],
+                              "custom_dns": False, "status": "Ok", "id": self._id(),
+                              "epp_code": params["EPPCode"], "transfer_id": transfer_id}
+        return (f'<DomainTransferCreateResult DomainName="{escape(name)}" Transfer="true" '
+                f'TransferID="{transfer_id}" StatusID="5" OrderID="{self._id()}" '
+                f'TransactionID="{self._id()}" ChargedAmount="8.9800"/>')
+
+    def cmd_domains_renew(self, params: dict) -> str:
+        self._required(params, "DomainName", "Years")
+        name = params["DomainName"].lower()
+        domain = self._ours(name)
+        domain["expires"] = _add_years(domain["expires"], int(params["Years"]))
+        domain["status"] = "Ok"
+        return (f'<DomainRenewResult DomainName="{escape(name)}" DomainID="{domain["id"]}" '
+                f'Renew="true" OrderID="{self._id()}" TransactionID="{self._id()}" '
+                f'ChargedAmount="9.0600"><DomainDetails><ExpiredDate>'
+                f'{_us_date(domain["expires"])} 11:31:13 AM</ExpiredDate>'
+                '<NumYears>0</NumYears></DomainDetails></DomainRenewResult>')
+
+    def cmd_domains_dns_getList(self, params: dict) -> str:
+        name = self._from_sld_tld(params)
+        domain = self._ours(name)
+        servers = "".join(f"<Nameserver>{escape(ns)}</Nameserver>" for ns in domain["nameservers"])
+        using_ours = "false" if domain["custom_dns"] else "true"
+        return (f'<DomainDNSGetListResult Domain="{escape(name)}" IsUsingOurDNS="{using_ours}">'
+                f"{servers}</DomainDNSGetListResult>")
+
+    def cmd_domains_dns_setCustom(self, params: dict) -> str:
+        name = self._from_sld_tld(params)
+        self._required(params, "Nameservers")
+        domain = self._ours(name)
+        domain["nameservers"] = [ns.strip() for ns in params["Nameservers"].split(",") if ns.strip()]
+        domain["custom_dns"] = True
+        return f'<DomainDNSSetCustomResult Domain="{escape(name)}" Updated="true"/>'
+
+    def cmd_domains_getRegistrarLock(self, params: dict) -> str:
+        self._required(params, "DomainName")
+        name = params["DomainName"].lower()
+        locked = self._ours(name)["locked"]
+        return (f'<DomainGetRegistrarLockResult Domain="{escape(name)}" '
+                f'RegistrarLockStatus="{str(locked).lower()}"/>')
+
+    def cmd_domains_setRegistrarLock(self, params: dict) -> str:
+        self._required(params, "DomainName")
+        name = params["DomainName"].lower()
+        action = (params.get("LockAction") or "LOCK").upper()
+        if action not in {"LOCK", "UNLOCK"}:
+            raise NamecheapError("2015278", "Invalid data specified for LockAction")
+        self._ours(name)["locked"] = action == "LOCK"
+        return f'<DomainSetRegistrarLockResult Domain="{escape(name)}" IsSuccess="true"/>'
+
+    def cmd_domains_getInfo(self, params: dict) -> str:
+        self._required(params, "DomainName")
+        name = params["DomainName"].lower()
+        domain = self._ours(name)
+        return (f'<DomainGetInfoResult Status={quoteattr(domain["status"])} ID="{domain["id"]}" '
+                f'DomainName="{escape(name)}" OwnerName="{API_USER}" IsOwner="true" '
+                'IsPremium="false"><DomainDetails>'
+                f'<CreatedDate>{_us_date(self.today)}</CreatedDate>'
+                f'<ExpiredDate>{_us_date(domain["expires"])}</ExpiredDate>'
+                '<NumYears>0</NumYears></DomainDetails><LockDetails/>'
+                '<Whoisguard Enabled="False"><ID>0</ID><ExpiredDate>01/01/2000</ExpiredDate>'
+                '</Whoisguard><DnsDetails ProviderType="CUSTOM"/>'
+                '<Modificationrights All="true"/></DomainGetInfoResult>')
+
+
+def envelope(command: str, body: str | None, error: NamecheapError | None) -> str:
+    status = "ERROR" if error else "OK"
+    errors = (f'<Errors><Error Number="{error.number}">{escape(error.text)}</Error></Errors>'
+              if error else "<Errors />")
+    response = (f'<CommandResponse Type="{escape(command)}">{body}</CommandResponse>'
+                if body is not None else "")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<ApiResponse xmlns="http://api.namecheap.com/xml.response" Status="{status}">'
+            f"{errors}<Warnings /><RequestedCommand>{escape(command)}</RequestedCommand>"
+            f"{response}<Server>FAKE-NAMECHEAP</Server><GMTTimeDifference>--5:00"
+            "</GMTTimeDifference><ExecutionTime>0.01</ExecutionTime></ApiResponse>")
+
+
+def _handler_for(fake: FakeNamecheap):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+        def do_GET(self) -> None:
+            self._answer("GET", dict(parse_qsl(urlsplit(self.path).query)))
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            self._answer("POST", dict(parse_qsl(raw)))
+
+        def _answer(self, method: str, params: dict) -> None:
+            fake.requests.append((method, params))
+            if fake.failure == "slow":
+                time.sleep(2)
+            if fake.failure == "http_500" or urlsplit(self.path).path != "/xml.response":
+                return self._send(500 if fake.failure else 404, "Server Error")
+            command = (params.get("Command") or "").lower()
+            try:
+                payload = envelope(params.get("Command") or "", fake.handle(params), None)
+            except NamecheapError as error:
+                payload = envelope(command, None, error)
+            self._send(200, payload)
+
+        def _send(self, status: int, text: str) -> None:
+            body = text.encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client timed out
+                pass
+
+    return Handler
+
+
+@pytest.fixture
+def fake_namecheap(app, db):
+    """A running fake Namecheap, an enabled "namecheap" Registrar row pointed at it and
+    the app's ClientIp set to the whitelisted address."""
+    from app.models.domains import Registrar
+
+    fake = FakeNamecheap().start()
+    previous = {key: app.config.get(key) for key in ("NAMECHEAP_CLIENT_IP",
+                                                      "NAMECHEAP_TIMEOUT_SECONDS")}
+    app.config.update(NAMECHEAP_CLIENT_IP=CLIENT_IP, NAMECHEAP_TIMEOUT_SECONDS=1)
+    db.session.add(Registrar(module="namecheap", display_name="Namecheap", enabled=True,
+                             test_mode=True, username=API_USER, api_key=API_KEY, api_url=fake.url))
+    db.session.flush()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+        app.config.update(previous)
