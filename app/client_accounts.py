@@ -393,3 +393,76 @@ def add_client_note(client_id: int, body: str, sticky: bool = False,
     log("client_note_added", f"Note #{note.id} added to client #{client.id}", note,
         after={"sticky": note.sticky}, actor=actor)
     return note
+
+
+CONTACT_COLUMNS = ("first_name", "last_name", "company_name", "email", "phone", "address1",
+                   "city", "state", "postcode", "country")
+CONTACT_FLAGS = ("receives_general", "receives_invoices", "receives_support",
+                 "receives_product", "receives_domain")
+
+
+def update_contact(contact_id: int, values: dict, actor: Actor | None = None) -> Contact:
+    """Change the given Contact columns (a missing key keeps its value)."""
+    actor = actor or Actor.system()
+    contact = db.session.get(Contact, contact_id) if isinstance(contact_id, int) else None
+    if contact is None:
+        raise ClientError("Contact ID Not Found")
+    wanted: dict = {}
+    for name in CONTACT_COLUMNS:
+        if name in values:
+            wanted[name] = _text(values, name)
+    for name in ("first_name", "last_name", "email"):
+        if name in wanted and not wanted[name]:
+            raise ClientError(f"The contact's {name.replace('_', ' ')} cannot be empty")
+    if wanted.get("email"):
+        email = check_email(wanted["email"])
+        taken = db.session.scalar(select(Contact.id).where(
+            Contact.client_id == contact.client_id, Contact.id != contact.id,
+            func.lower(Contact.email) == email).limit(1)) is not None
+        if taken or email == contact.client.email.lower():
+            raise ClientError("Duplicate Email Address")
+        wanted["email"] = email
+    if wanted.get("country"):
+        wanted["country"] = check_country(wanted["country"])
+    for name in CONTACT_FLAGS:
+        if name in values:
+            wanted[name] = bool(values[name])
+    before = changes(contact, list(wanted))
+    changed = {name: value for name, value in wanted.items() if before[name] != value}
+    for name, value in changed.items():
+        setattr(contact, name, value)
+    db.session.flush()
+    if changed:
+        log("contact_updated", f"Contact #{contact.id} of client #{contact.client_id} updated",
+            contact, before={name: before[name] for name in changed}, after=changed, actor=actor)
+    return contact
+
+
+def delete_client(client_id: int, actor: Actor | None = None) -> None:
+    """Delete a client that never did business: its contacts, notes and memberships go
+    with it. A client with invoices, transactions, services, domains, orders, quotes or
+    tickets is refused (its records must stay: close it instead). The log keeps the
+    deletion; its older entries stay, no longer linked to the gone client."""
+    from app.models.billing import CreditEntry, Quote, Transaction
+    from app.models.orders import Order
+    from app.models.support import Ticket
+    from app.models.system import ActivityLog
+
+    actor = actor or Actor.system()
+    client = get_client(client_id)
+    for model, what in ((Invoice, "invoices"), (Transaction, "transactions"),
+                        (CreditEntry, "credit entries"), (Service, "services"),
+                        (Domain, "domains"), (Order, "orders"), (Quote, "quotes"),
+                        (Ticket, "tickets")):
+        if db.session.scalar(select(model.id).where(model.client_id == client.id).limit(1)):
+            raise ClientError(f"Client #{client.id} has {what}: close the client instead of "
+                              "deleting it")
+    label = f"Client #{client.id} {client.full_name} <{client.email}> deleted"
+    db.session.query(ActivityLog).filter(ActivityLog.client_id == client.id).update(
+        {ActivityLog.client_id: None}, synchronize_session=False)
+    for model in (Contact, ClientNote, ClientUser):
+        db.session.query(model).filter(model.client_id == client.id).delete(
+            synchronize_session=False)
+    db.session.delete(client)
+    db.session.flush()
+    log("client_deleted", label, None, before={"client_id": client_id}, actor=actor)

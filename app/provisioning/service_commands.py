@@ -101,3 +101,57 @@ def terminate_service(service_id: int, actor: Actor | None = None,
         before=before, after={"status": service.status, "termination_date": today}, actor=actor)
     emit("AfterModuleTerminate", {"service_id": service.id, "client_id": service.client_id})
     return result
+
+
+def create_service(service_id: int, actor: Actor | None = None) -> ModuleResult:
+    """Create the account through the module; a Pending service becomes Active."""
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status not in (ServiceStatus.PENDING, ServiceStatus.ACTIVE):
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Pending "
+                                  "services can be created")
+    result = _run(service, lambda module: module.create_account(service), "create")
+    before = {"status": service.status}
+    service.status = ServiceStatus.ACTIVE.value
+    db.session.flush()
+    log("service_created", f"Service #{service.id} created on its module ({result.message})",
+        service, before=before, after={"status": service.status}, actor=actor)
+    emit("AfterModuleCreate", {"service_id": service.id, "client_id": service.client_id})
+    return result
+
+
+def change_package(service_id: int, actor: Actor | None = None) -> ModuleResult:
+    """Push the service's current product (package) to its module."""
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status not in (ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED):
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Active or "
+                                  "Suspended services can change package")
+    result = _run(service, lambda module: module.change_package(service, service.product),
+                  "change the package of")
+    log("service_package_changed", f"Service #{service.id}: package {service.product.name} "
+        f"sent to the module ({result.message})", service, actor=actor)
+    return result
+
+
+def change_password(service_id: int, new_password: str | None = None,
+                    actor: Actor | None = None) -> ModuleResult:
+    """Set the account's password through the module, then store it (encrypted);
+    without a new one, the stored password is sent again."""
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    password = new_password if new_password else service.password
+    if not password:
+        raise ServiceCommandError(f"Service #{service.id} has no password to set: give one")
+    if len(password) < 8 or len(password) > 64:
+        raise ServiceCommandError("The password is 8 to 64 characters")
+    if service.status not in (ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED):
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Active or "
+                                  "Suspended services can change password")
+    result = _run(service, lambda module: module.change_password(service, password),
+                  "change the password of")
+    service.password = password
+    db.session.flush()
+    log("service_password_changed", f"Service #{service.id}: password changed ({result.message})",
+        service, actor=actor)
+    return result
