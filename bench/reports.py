@@ -9,7 +9,7 @@ It fills a database (PostgreSQL when DATABASE_URL is set, else a SQLite file und
 rows/20 services and rows/50 clients in USD, EUR and GBP over three years, with daily
 exchange rates. Then, in a fresh process (so the peak memory is the reports' own), it
 times income by month (per currency and converted at each day's rate), invoice aging,
-MRR over 24 months, revenue by product group, and the Excel and CSV exports of
+MRR and MRR movements over 24 months, revenue by product group, and the Excel and CSV exports of
 100,000 invoice lines.
 
 The tables of the database used are dropped and created again: the script refuses a
@@ -206,6 +206,11 @@ def measure() -> dict:
     timed("invoice aging", lambda: run_report(builtin("invoice_aging"), "Aging", TODAY))
     timed("MRR over 24 months", lambda: run_report(
         builtin("mrr_by_month", params={"months": 24}), "MRR", TODAY))
+    timed("MRR movements over 24 months", lambda: run_report(
+        builtin("mrr_movements", params={"months": 24}), "MRR movements", TODAY))
+    timed("MRR movements over 24 months (converted)", lambda: run_report(
+        builtin("mrr_movements", params={"months": 24}, currency_mode="convert"),
+        "MRR movements", TODAY))
     timed("revenue by product group", lambda: run_report(
         builtin("revenue_by_product_group"), "Revenue", TODAY))
     lines = timed(f"query {EXPORT_ROWS:,} invoice lines", lambda: run_report(

@@ -307,6 +307,75 @@ BUILTIN_REPORTS: tuple[BuiltinReport, ...] = (
         "Monthly recurring revenue of live services over the last 12 months (Monthly x1, "
         "Quarterly /3, Semi-Annually /6, Annually /12, Biennially /24, Triennially /36).",
         _definition("services", builtin="mrr_by_month", params={"months": 12}, chart="line")),
+    BuiltinReport(
+        "mrr_movements", "MRR and ARR movements",
+        "MRR at each month's start and end, ARR (MRR x 12), and what moved it: new, "
+        "expansion, contraction, churn and reactivation, compared client by client with "
+        "the month before. A service counts from its registration month until the month it "
+        "ended (excluded), at its recurring amount per month (Quarterly /3, Annually /12 "
+        "...); a completed upgrade or downgrade changes the amount from the month it was "
+        "applied, and before its first one the service stood at its last Hosting invoice "
+        "line. Converted amounts use each month's end rate (the exchange rate effect "
+        "column shows what the rate change moved).",
+        _definition("services", builtin="mrr_movements", params={"months": 12},
+                    chart="bar")),
+    BuiltinReport(
+        "client_activity", "New, active and churned clients",
+        "Clients paying for at least one service at each month's start and end, and "
+        "those who started paying (new), came back (reactivated) or stopped (churned) in "
+        "the month; the same service history as \"MRR and ARR movements\".",
+        _definition("services", builtin="client_activity", params={"months": 12},
+                    chart="bar")),
+    BuiltinReport(
+        "churn_rate", "Churn rate",
+        "Client churn % (clients who stopped paying / clients paying at the month's "
+        "start), revenue churn % (MRR lost to churn and contraction / MRR at the start) "
+        "and net revenue churn % (less expansion and reactivation), per month.",
+        _definition("services", builtin="churn_rate", params={"months": 12}, chart="line")),
+    BuiltinReport(
+        "customer_lifetime_value", "Customer lifetime value",
+        "Average MRR per paying client over the last 12 months divided by the average "
+        "monthly client churn, per currency; beside it the actual revenue per client "
+        "(money received less refunds, ever, per client who paid).",
+        _definition("services", builtin="customer_lifetime_value", params={"months": 12})),
+    BuiltinReport(
+        "lifetime_revenue_per_client", "Lifetime revenue per client",
+        "What each client has paid since their first payment (received less refunds), "
+        "with their first and last payment.",
+        _definition("transactions", group_by=[{"column": "client_ref"}],
+                    measures=[{"agg": "sum", "column": "net_amount", "label": "Lifetime revenue"},
+                              {"agg": "min", "column": "date", "label": "First payment"},
+                              {"agg": "max", "column": "date", "label": "Last payment"},
+                              {"agg": "count", "label": "Transactions"}],
+                    sort=[{"column": "sum_net_amount", "descending": True}])),
+    BuiltinReport(
+        "order_funnel", "Order funnel",
+        "Orders placed per month, how many were paid (invoice paid, or free) and how many "
+        "became active (accepted).",
+        _definition("orders", builtin="order_funnel", chart="bar")),
+    BuiltinReport(
+        "ticket_metrics_by_department", "Ticket metrics by department",
+        "Tickets, answered and closed, average hours to the first staff response and to "
+        "closing, and the clients' ratings of staff replies, per department.",
+        _definition("tickets", builtin="ticket_metrics", params={"by": "department"}),
+        shared_roles="Support,Manager"),
+    BuiltinReport(
+        "ticket_metrics_by_staff", "Ticket metrics by staff",
+        "The same ticket figures per assigned staff member.",
+        _definition("tickets", builtin="ticket_metrics", params={"by": "staff"}),
+        shared_roles="Support,Manager"),
+    BuiltinReport(
+        "ticket_times_by_month", "Ticket response and resolution times",
+        "Tickets opened per month, with the average hours to the first staff response "
+        "and to closing.",
+        _definition("tickets", group_by=[{"column": "created", "bucket": "month"}],
+                    measures=[{"agg": "count", "label": "Tickets"},
+                              {"agg": "avg", "column": "response_hours",
+                               "label": "Hours to first response"},
+                              {"agg": "avg", "column": "resolution_hours",
+                               "label": "Hours to resolution"}],
+                    chart="line"),
+        shared_roles="Support,Manager"),
 )
 BUILTINS_BY_KEY = {report.key: report for report in BUILTIN_REPORTS}
 
@@ -431,3 +500,7 @@ def dashboard_trends(today: date | None = None) -> list[ReportResult]:
             run_report(mrr, "MRR by month", today),
             run_report(clients, "New clients by month", today)]
 
+
+
+# The computations of reports.metrics register themselves with @special.
+from reports import metrics  # noqa: E402,F401

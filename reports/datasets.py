@@ -23,7 +23,7 @@ from app.models.billing import Invoice, InvoiceItem, ItemType, Transaction
 from app.models.catalog import BillingCycle, Currency, ExchangeRate, Product, ProductGroup
 from app.models.clients import Client, ClientGroup
 from app.models.domains import Domain
-from app.models.orders import Service, ServiceStatus
+from app.models.orders import Order, Service, ServiceStatus
 from app.models.support import SupportDepartment, Ticket
 from reports.sql import date_of, hours_between, suffix_from_first_dot
 
@@ -428,14 +428,47 @@ TICKETS = Dataset(
         Column("response_hours", "Hours to first response", NUMBER, MEASURE,
                expr=lambda ctx: hours_between(Ticket.created_at, Ticket.first_response_at,
                                               ctx.dialect)),
+        Column("resolution_hours", "Hours to resolution", NUMBER, MEASURE,
+               expr=lambda ctx: hours_between(Ticket.created_at, Ticket.closed_at,
+                                              ctx.dialect)),
     ),
     joins=_staff_join,
     default_time="created",
 )
 
+OrderInvoice = Invoice.__table__.alias("order_invoice")
+
+ORDERS = Dataset(
+    name="orders",
+    label="Orders",
+    description="Orders placed, with the status of their invoice (read from the order "
+                "tables only).",
+    columns=(
+        Column("order_id", "Order ID", INTEGER, expr=Order.id),
+        Column("order_number", "Order number", TEXT, expr=Order.order_number),
+        *_client_columns(),
+        Column("currency", "Currency", TEXT, expr=Currency.code, is_currency=True),
+        Column("status", "Status", TEXT, expr=Order.status),
+        Column("payment_method", "Payment method", TEXT, expr=Order.payment_method),
+        Column("date", "Ordered", DATETIME, expr=Order.created_at),
+        Column("accepted_at", "Accepted", DATETIME, expr=Order.accepted_at),
+        Column("invoice_status", "Invoice status", TEXT,
+               expr=func.coalesce(OrderInvoice.c.status, "(no invoice)")),
+        Column("amount", "Amount", MONEY, MEASURE, expr=Order.amount),
+    ),
+    joins=lambda ctx: Order.__table__
+    .join(Client, Client.id == Order.client_id)
+    .join(Currency, Currency.id == Order.currency_id)
+    .outerjoin(OrderInvoice, OrderInvoice.c.id == Order.invoice_id),
+    currency_id=Order.currency_id,
+    rate_day=Order.created_at,
+    default_time="date",
+)
+
 DATASETS: dict[str, Dataset] = {
     dataset.name: dataset
-    for dataset in (INVOICES, INVOICE_ITEMS, TRANSACTIONS, CLIENTS, SERVICES, DOMAINS, TICKETS)
+    for dataset in (INVOICES, INVOICE_ITEMS, TRANSACTIONS, CLIENTS, SERVICES, DOMAINS, TICKETS,
+                    ORDERS)
 }
 
 

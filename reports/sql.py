@@ -54,3 +54,21 @@ def date_of(expr: ColumnElement, dialect: str) -> ColumnElement:
     if dialect == "postgresql":
         return cast(expr, Date)
     return type_coerce(func.date(expr), Date)
+
+
+def month_index(expr: ColumnElement, dialect: str) -> ColumnElement:
+    """A date's month as one whole number (year * 12 + month - 1), so that the next
+    month is +1 and months compare and subtract as integers."""
+    if dialect == "postgresql":
+        year, month = func.extract("year", expr), func.extract("month", expr)
+    else:
+        year = func.strftime("%Y", expr)
+        month = func.strftime("%m", expr)
+    return cast(year, Integer) * 12 + cast(month, Integer) - 1
+
+
+def text_after_first(expr: ColumnElement, separator: str, dialect: str) -> ColumnElement:
+    """'12,Monthly' -> 'Monthly': what follows the first separator."""
+    position = func.strpos(expr, separator) if dialect == "postgresql" \
+        else func.instr(expr, separator)
+    return func.substr(expr, position + 1)

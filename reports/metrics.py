@@ -1,0 +1,442 @@
+"""Subscription and support metrics: MRR and ARR with their monthly movements, clients
+won and lost, churn rates, customer lifetime value, the order funnel and ticket times.
+
+The model keeps each service's current recurring amount, not its history, so a
+service's monthly value in past months is derived from what is kept:
+
+- it counts from the month of its registration date, until the month its termination
+  date (or, for an ended service without one, the day its row last changed) falls in,
+  that month excluded (the same rule as "MRR by month");
+- each completed Upgrade row starts a new amount in the month it was applied
+  (new_recurring_amount over the new cycle's months); before its first upgrade a
+  service stood at the amount of its last Hosting invoice line billed before the
+  upgrade, over the old cycle's months (its first payment amount when none was billed).
+
+A client's MRR in a month is the sum of its services' monthly values at that month's
+end. Comparing each client's MRR with the month before gives the movements: new (first
+month ever with MRR), reactivation (MRR again after a month without), expansion and
+contraction (more or less than the month before), churn (MRR the month before, none
+now). Everything up to these per-month sums runs as one SQL statement; pandas shapes
+the few rows that come back."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pandas as pd
+from sqlalchemy import Integer, and_, case, func, literal, or_, select, union_all
+
+from app.extensions import db
+from app.models.billing import InvoiceItem, ItemType
+from app.models.orders import OrderStatus, Service, ServiceStatus, Upgrade
+from app.models.support import TicketReply
+from reports.builder import (
+    CheckedFilter, ReportDefinition, ReportError, ReportResult, ResultColumn, filtered_base,
+    quantize,
+)
+from reports.builtin import _month_start, rate_lookup, special
+from reports.datasets import DATASETS, DATE, INTEGER, MONEY, NUMBER, TEXT, Dataset, QueryContext, \
+    monthly_amount
+from reports.sql import date_of, month_index, text_after_first, time_bucket
+
+MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation")
+MOVEMENT_LABELS = {"new": "New", "expansion": "Expansion", "contraction": "Contraction",
+                   "churn": "Churn", "reactivation": "Reactivation"}
+UPGRADE_COMPLETED = "Completed"
+PERCENT = Decimal("0.01")
+
+
+def window_months(definition: ReportDefinition, default: int = 12) -> int:
+    months = definition.params.get("months", default)
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
+        raise ReportError("months must be a whole number from 1 to 120")
+    return months
+
+
+def month_of(index: int) -> date:
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def index_of(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+# -- MRR per client and month, in SQL --------------------------------------------------
+
+def _service_pieces(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter]):
+    """(client_id, currency, start, stop, amount): a monthly amount in force from month
+    `start` until month `stop` (excluded; null while live), in the client's currency."""
+    dialect = ctx.dialect
+    base, where = filtered_base(QueryContext(dialect, ctx.today), dataset, filters)
+    where = [*where, base.c.status.notin_((ServiceStatus.PENDING.value, ServiceStatus.FRAUD.value))]
+    start = month_index(base.c.registration_date, dialect)
+    stop = month_index(base.c.end_date, dialect)
+    applied = (Upgrade.status == UPGRADE_COMPLETED, Upgrade.applied_at.is_not(None))
+
+    plain = select(base.c.client_id, base.c.currency, start.label("start"), stop.label("stop"),
+                   base.c.monthly_amount.label("amount")).where(
+        *where, base.c.service_id.notin_(select(Upgrade.service_id).where(*applied)))
+
+    order = (Upgrade.applied_at, Upgrade.id)
+    applied_month = month_index(Upgrade.applied_at, dialect)
+    upgrades = select(
+        Upgrade.service_id, Upgrade.applied_at, Upgrade.new_recurring_amount,
+        applied_month.label("at"),
+        func.lead(applied_month).over(partition_by=Upgrade.service_id, order_by=order)
+        .label("next_at"),
+        func.row_number().over(partition_by=Upgrade.service_id, order_by=order).label("rank"),
+        text_after_first(Upgrade.old_value, ",", dialect).label("old_cycle"),
+        text_after_first(Upgrade.new_value, ",", dialect).label("new_cycle"),
+    ).where(*applied).subquery("upgrades")
+
+    def until(limit):
+        """The earlier of a month and the service's end (null: open)."""
+        return case((stop.is_(None), limit), (limit.is_(None), stop), (stop < limit, stop),
+                    else_=limit)
+
+    upgraded = select(base.c.client_id, base.c.currency, upgrades.c.at, until(upgrades.c.next_at),
+                      monthly_amount(upgrades.c.new_recurring_amount, upgrades.c.new_cycle)) \
+        .select_from(base.join(upgrades, upgrades.c.service_id == base.c.service_id)).where(*where)
+
+    last_billed = (select(InvoiceItem.amount)
+                   .where(InvoiceItem.type == ItemType.HOSTING.value,
+                          InvoiceItem.rel_id == upgrades.c.service_id,
+                          InvoiceItem.period_start < date_of(upgrades.c.applied_at, dialect))
+                   .order_by(InvoiceItem.period_start.desc()).limit(1).scalar_subquery())
+    before_first = select(
+        base.c.client_id, base.c.currency, start, until(upgrades.c.at),
+        monthly_amount(func.coalesce(last_billed, Service.first_payment_amount),
+                       upgrades.c.old_cycle),
+    ).select_from(base.join(upgrades, upgrades.c.service_id == base.c.service_id)
+                  .join(Service, Service.id == base.c.service_id)) \
+        .where(*where, upgrades.c.rank == 1)
+    return union_all(plain, upgraded, before_first).subquery("pieces")
+
+
+def movement_frame(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],
+                   first: int, last: int) -> pd.DataFrame:
+    """Per month index (first..last), currency and kind of movement: the number of
+    clients, their MRR at the month's end (cur) and at the month before's end (prev)."""
+    pieces = _service_pieces(ctx, dataset, filters)
+    months = union_all(*[select(literal(index, Integer).label("m"))
+                         for index in range(first - 1, last + 1)]).subquery("months")
+    counted = pieces.c.amount > 0
+    client_month = (
+        select(pieces.c.client_id, pieces.c.currency, months.c.m,
+               func.sum(pieces.c.amount).label("mrr"))
+        .select_from(pieces.join(months, and_(
+            pieces.c.start <= months.c.m,
+            or_(pieces.c.stop.is_(None), pieces.c.stop > months.c.m))))
+        .where(counted)
+        .group_by(pieces.c.client_id, pieces.c.currency, months.c.m)
+        .subquery("client_month"))
+    # A client with MRR in a month before `first` is reactivated, not new, when it returns.
+    first_paying = (select(pieces.c.client_id, func.min(pieces.c.start).label("since"))
+                    .where(counted, or_(pieces.c.stop.is_(None), pieces.c.stop > pieces.c.start))
+                    .group_by(pieces.c.client_id).subquery("first_paying"))
+    cm = client_month.c
+    # Each month's MRR against the month before: this month's row, and last month's
+    # moved on by one (a client gone this month has only the latter).
+    pairs = union_all(
+        select(cm.client_id, cm.currency, cm.m, cm.mrr.label("cur"), (cm.mrr * 0).label("prev"))
+        .where(cm.m >= first),
+        select(cm.client_id, cm.currency, (cm.m + 1).label("m"), cm.mrr * 0, cm.mrr)
+        .where(cm.m + 1 <= last),
+    ).subquery("pairs")
+    per_client = (select(pairs.c.client_id, pairs.c.currency, pairs.c.m,
+                         func.sum(pairs.c.cur).label("cur"), func.sum(pairs.c.prev).label("prev"))
+                  .group_by(pairs.c.client_id, pairs.c.currency, pairs.c.m).subquery("per_client"))
+    pc = per_client.c
+    kind = case(
+        (and_(pc.prev == 0, pc.cur > 0, first_paying.c.since < pc.m), "reactivation"),
+        (and_(pc.prev == 0, pc.cur > 0), "new"),
+        (and_(pc.prev > 0, pc.cur == 0), "churn"),
+        (pc.cur > pc.prev, "expansion"),
+        (pc.cur < pc.prev, "contraction"),
+        else_="unchanged").label("kind")
+    statement = (select(pc.m, pc.currency, kind, func.count().label("clients"),
+                        func.sum(pc.cur).label("cur"), func.sum(pc.prev).label("prev"))
+                 .select_from(per_client.join(first_paying,
+                                              first_paying.c.client_id == pc.client_id))
+                 .group_by(pc.m, pc.currency, kind))
+    rows = db.session.execute(statement).all()
+    frame = pd.DataFrame([tuple(row) for row in rows],
+                         columns=["m", "currency", "kind", "clients", "cur", "prev"])
+    frame["m"] = frame["m"].astype(int)
+    frame["clients"] = frame["clients"].astype(int)
+    for name in ("cur", "prev"):
+        frame[name] = frame[name].map(lambda value: Decimal(str(value or 0))).astype(object)
+    return frame
+
+
+def _rates(ctx: QueryContext, frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    """Each currency's rate at the end of each month first-1..last (today for the
+    current month): one small frame, merged onto the movement rows."""
+    codes = set(frame["currency"])
+    rate = rate_lookup(codes, ctx.today)
+    records = []
+    for index in range(first - 1, last + 1):
+        as_of = min(month_of(index + 1) - timedelta(days=1), ctx.today)
+        records += [{"m": index, "currency": code, "rate": rate(code, as_of)} for code in codes]
+    return pd.DataFrame(records, columns=["m", "currency", "rate"])
+
+
+def _money(series: pd.Series) -> pd.Series:
+    return series.map(lambda value: quantize(value, MONEY)).astype(object)
+
+
+def _percent(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator as a percentage with two decimals (none when 0)."""
+    return pd.Series([(Decimal(str(n)) * 100 / Decimal(str(d))).quantize(PERCENT, ROUND_HALF_UP)
+                      if d else None
+                      for n, d in zip(numerator, denominator)], index=numerator.index, dtype=object)
+
+
+def monthly_movements(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],
+                      months: int) -> pd.DataFrame:
+    """One row per month and currency: MRR at the start and end, each movement's
+    amount and the clients behind it. Converted amounts use each month's end rate;
+    the start is the month before's end at that month's rate, and `fx` is what the
+    change of rate moved."""
+    last = index_of(ctx.today)
+    first = last - months + 1
+    frame = movement_frame(ctx, dataset, filters, first, last)
+    frame["delta"] = (frame["cur"] - frame["prev"]).astype(object)
+    if ctx.convert:
+        rates = _rates(ctx, frame, first, last)
+        frame = frame.merge(rates, on=["m", "currency"], how="left")
+        before = rates.assign(m=rates["m"] + 1).rename(columns={"rate": "prev_rate"})
+        frame = frame.merge(before, on=["m", "currency"], how="left")
+        frame["cur"] = (frame["cur"] / frame["rate"]).astype(object)
+        frame["prev"] = (frame["prev"] / frame["prev_rate"]).astype(object)
+        frame["delta"] = (frame["delta"] / frame["rate"]).astype(object)
+        frame["currency"] = ctx.default_currency
+    keys = ["m", "currency"]
+    totals = frame.groupby(keys)[["cur", "prev"]].sum()
+    by_kind = frame[frame["kind"].isin(MOVEMENTS)]
+    amounts = by_kind.groupby(keys + ["kind"])["delta"].sum().unstack("kind")
+    clients = by_kind.groupby(keys + ["kind"])["clients"].sum().unstack("kind")
+    paying = frame[frame["cur"] > 0].groupby(keys)["clients"].sum()
+    paying_before = frame[frame["prev"] > 0].groupby(keys)["clients"].sum()
+    currencies = sorted(set(frame["currency"])) or ([ctx.default_currency] if ctx.convert else [])
+    grid = pd.MultiIndex.from_product([range(first, last + 1), currencies], names=keys)
+    zero = Decimal(0)
+    result = pd.DataFrame(index=grid)
+    result["mrr_start"] = totals["prev"].reindex(grid)
+    result["mrr"] = totals["cur"].reindex(grid)
+    for kind in MOVEMENTS:
+        column = amounts[kind] if kind in amounts.columns else pd.Series(dtype=object)
+        result[kind] = column.reindex(grid)
+        count = clients[kind] if kind in clients.columns else pd.Series(dtype=int)
+        result[f"{kind}_clients"] = count.reindex(grid).fillna(0).astype(int)
+    result["clients"] = paying.reindex(grid).fillna(0).astype(int)
+    result["clients_start"] = paying_before.reindex(grid).fillna(0).astype(int)
+    money = ["mrr_start", "mrr", *MOVEMENTS]
+    for name in money:
+        result[name] = result[name].map(lambda value: zero if pd.isna(value) else value) \
+            .astype(object)
+    result["fx"] = (result["mrr"] - result["mrr_start"]
+                    - sum(result[kind] for kind in MOVEMENTS)).astype(object)
+    result = result.reset_index()
+    result["month"] = result["m"].map(month_of)
+    return result
+
+
+def _result(definition, ctx, columns: list[ResultColumn], frame: pd.DataFrame) -> ReportResult:
+    frame = frame[[column.name for column in columns]].astype(object)
+    return ReportResult("", definition, columns, frame.reset_index(drop=True),
+                        currency=ctx.default_currency or None)
+
+
+MONTH = ResultColumn("month", "Month", DATE, bucket="month")
+CURRENCY = ResultColumn("currency", "Currency", TEXT)
+
+
+@special("mrr_movements", "services")
+def mrr_movements(definition, ctx, dataset, filters) -> ReportResult:
+    movements = monthly_movements(ctx, dataset, filters, window_months(definition))
+    movements["arr"] = (movements["mrr"] * 12).astype(object)
+    for name in ("mrr_start", "mrr", *MOVEMENTS, "fx", "arr"):
+        movements[name] = _money(movements[name])
+    columns = [MONTH, CURRENCY, ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True),
+               *[ResultColumn(kind, MOVEMENT_LABELS[kind], MONEY, is_value=True)
+                 for kind in MOVEMENTS]]
+    if ctx.convert:
+        columns.append(ResultColumn("fx", "Exchange rate effect", MONEY, is_value=True))
+    columns += [ResultColumn("mrr", "MRR at end", MONEY, is_value=True),
+                ResultColumn("arr", "ARR", MONEY, is_value=True)]
+    return _result(definition, ctx, columns, movements)
+
+
+@special("client_activity", "services")
+def client_activity(definition, ctx, dataset, filters) -> ReportResult:
+    """Clients paying at the start and end of each month, and those who started,
+    came back or left (counted over all currencies: a client bills in one)."""
+    plain = QueryContext(ctx.dialect, ctx.today)
+    movements = monthly_movements(plain, dataset, filters, window_months(definition))
+    counts = ["clients_start", "new_clients", "reactivation_clients", "churn_clients", "clients"]
+    frame = movements.groupby("month")[counts].sum().reset_index()
+    frame["net"] = frame["clients"] - frame["clients_start"]
+    columns = [MONTH,
+               ResultColumn("clients_start", "Active at start", INTEGER, is_value=True),
+               ResultColumn("new_clients", "New", INTEGER, is_value=True),
+               ResultColumn("reactivation_clients", "Reactivated", INTEGER, is_value=True),
+               ResultColumn("churn_clients", "Churned", INTEGER, is_value=True),
+               ResultColumn("clients", "Active at end", INTEGER, is_value=True),
+               ResultColumn("net", "Net change", INTEGER, is_value=True)]
+    return _result(definition, ctx, columns, frame)
+
+
+@special("churn_rate", "services")
+def churn_rate(definition, ctx, dataset, filters) -> ReportResult:
+    """Client churn: clients lost in the month / clients paying at its start. Revenue
+    churn: MRR lost to churn and contraction / MRR at the start; net revenue churn
+    also counts expansion and reactivation back in (negative: the base grew)."""
+    frame = monthly_movements(ctx, dataset, filters, window_months(definition))
+    lost = (-(frame["churn"] + frame["contraction"])).astype(object)
+    regained = (frame["expansion"] + frame["reactivation"]).astype(object)
+    frame["client_churn"] = _percent(frame["churn_clients"], frame["clients_start"])
+    frame["lost"] = _money(lost)
+    frame["revenue_churn"] = _percent(lost, frame["mrr_start"])
+    frame["net_revenue_churn"] = _percent((lost - regained).astype(object), frame["mrr_start"])
+    frame["mrr_start"] = _money(frame["mrr_start"])
+    columns = [MONTH, CURRENCY,
+               ResultColumn("clients_start", "Clients at start", INTEGER, is_value=True),
+               ResultColumn("churn_clients", "Clients lost", INTEGER, is_value=True),
+               ResultColumn("client_churn", "Client churn %", NUMBER, is_value=True),
+               ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True),
+               ResultColumn("lost", "MRR lost (churn + contraction)", MONEY, is_value=True),
+               ResultColumn("revenue_churn", "Revenue churn %", NUMBER, is_value=True),
+               ResultColumn("net_revenue_churn", "Net revenue churn %", NUMBER, is_value=True)]
+    return _result(definition, ctx, columns, frame)
+
+
+def _lifetime_revenue(ctx: QueryContext) -> pd.DataFrame:
+    """Money received less refunds since the first transaction, per currency: the
+    total and the number of clients it came from."""
+    transactions = DATASETS["transactions"]
+    base = transactions.select(ctx).subquery("paid")
+    statement = (select(base.c.currency, func.sum(base.c.net_amount).label("revenue"),
+                        func.count(func.distinct(base.c.client_id)).label("payers"))
+                 .group_by(base.c.currency))
+    rows = [tuple(row) for row in db.session.execute(statement)]
+    return pd.DataFrame(rows, columns=["currency", "revenue", "payers"]).set_index("currency")
+
+
+@special("customer_lifetime_value", "services")
+def customer_lifetime_value(definition, ctx, dataset, filters) -> ReportResult:
+    """Over the last `months` months, per currency: the average MRR per paying client
+    (ARPA: the months' MRR added up / the client-months paying), the average monthly
+    client churn (clients lost / clients at the months' starts), and lifetime value =
+    ARPA / churn (none without churn). Beside it, what clients actually paid: money
+    received less refunds, ever, per client who paid (transactions, unfiltered)."""
+    frame = monthly_movements(ctx, dataset, filters, window_months(definition))
+    per = frame.groupby("currency")[["mrr", "clients", "churn_clients", "clients_start"]].sum()
+    actual = _lifetime_revenue(ctx)
+    currencies = sorted(set(per.index) | set(actual.index))
+    per = per.reindex(currencies)
+    actual = actual.reindex(currencies)
+    result = pd.DataFrame({"currency": currencies})
+    result["client_months"] = per["clients"].fillna(0).astype(int).to_numpy()
+    mrr_total = per["mrr"].map(lambda value: Decimal(0) if pd.isna(value) else value).to_numpy()
+    arpa = [total / months if months else None
+            for total, months in zip(mrr_total, result["client_months"])]
+    result["arpa"] = [quantize(value, MONEY) for value in arpa]
+    lost = per["churn_clients"].fillna(0).astype(int).to_numpy()
+    start = per["clients_start"].fillna(0).astype(int).to_numpy()
+    result["churn"] = _percent(pd.Series(lost), pd.Series(start))
+    result["clv"] = [quantize(value * int(s) / int(n), MONEY) if value is not None and n
+                     else None for value, n, s in zip(arpa, lost, start)]
+    revenue = actual["revenue"].to_numpy()
+    payers = actual["payers"].fillna(0).astype(int).to_numpy()
+    result["payers"] = payers
+    result["revenue"] = [quantize(value, MONEY) if not pd.isna(value) else None
+                         for value in revenue]
+    result["revenue_per_client"] = [quantize(Decimal(str(value)) / count, MONEY) if count else None
+                                    for value, count in zip(revenue, payers)]
+    columns = [CURRENCY,
+               ResultColumn("client_months", "Paying client-months", INTEGER, is_value=True),
+               ResultColumn("arpa", "Average MRR per client", MONEY, is_value=True),
+               ResultColumn("churn", "Monthly client churn %", NUMBER, is_value=True),
+               ResultColumn("clv", "Lifetime value (ARPA / churn)", MONEY, is_value=True),
+               ResultColumn("payers", "Clients who paid", INTEGER, is_value=True),
+               ResultColumn("revenue", "Received less refunds", MONEY, is_value=True),
+               ResultColumn("revenue_per_client", "Actual revenue per client", MONEY,
+                            is_value=True)]
+    return _result(definition, ctx, columns, result)
+
+
+# -- orders and tickets ----------------------------------------------------------------
+
+@special("order_funnel", "orders")
+def order_funnel(definition, ctx, dataset, filters) -> ReportResult:
+    """Orders placed per month; of them, those paid (their invoice is Paid, or they
+    cost nothing) and those active (accepted: status Active)."""
+    base, where = filtered_base(ctx, dataset, filters)
+    month = time_bucket(base.c.date, "month", ctx.dialect).label("month")
+    paid = or_(base.c.invoice_status == "Paid", base.c.amount == 0)
+    active = base.c.status == OrderStatus.ACTIVE.value
+    statement = (select(month, func.count().label("orders"),
+                        func.sum(case((paid, 1), else_=0)).label("paid"),
+                        func.sum(case((active, 1), else_=0)).label("active"))
+                 .where(*where).group_by(month).order_by(month))
+    frame = pd.DataFrame([tuple(row) for row in db.session.execute(statement)],
+                         columns=["month", "orders", "paid", "active"])
+    frame["month"] = frame["month"].map(lambda value: quantize(value, DATE))
+    for name in ("orders", "paid", "active"):
+        frame[name] = frame[name].astype(int)
+    frame["paid_pct"] = _percent(frame["paid"], frame["orders"])
+    frame["active_pct"] = _percent(frame["active"], frame["orders"])
+    columns = [MONTH, ResultColumn("orders", "Orders", INTEGER, is_value=True),
+               ResultColumn("paid", "Paid", INTEGER, is_value=True),
+               ResultColumn("active", "Active", INTEGER, is_value=True),
+               ResultColumn("paid_pct", "Paid %", NUMBER, is_value=True),
+               ResultColumn("active_pct", "Active %", NUMBER, is_value=True)]
+    return _result(definition, ctx, columns, frame)
+
+
+TICKET_GROUPS = {"department": "Department", "staff": "Assigned to"}
+
+
+@special("ticket_metrics", "tickets")
+def ticket_metrics(definition, ctx, dataset, filters) -> ReportResult:
+    """Per department (params by=department) or staff member (by=staff): tickets,
+    how many got an answer and the average hours to it, how many were closed and the
+    average hours to closing, and the clients' ratings of staff replies (1-5)."""
+    by = definition.params.get("by", "department")
+    if by not in TICKET_GROUPS:
+        raise ReportError(f"by must be one of {', '.join(TICKET_GROUPS)}")
+    base, where = filtered_base(ctx, dataset, filters)
+    rated = TicketReply.rating.is_not(None)
+    ratings = (select(TicketReply.ticket_id, func.sum(TicketReply.rating).label("points"),
+                      func.count(TicketReply.rating).label("ratings"))
+               .where(rated).group_by(TicketReply.ticket_id).subquery("ratings"))
+    group = base.c[by]
+    statement = (
+        select(group.label("grouping"), func.count().label("tickets"),
+               func.count(base.c.first_response_at).label("answered"),
+               func.avg(base.c.response_hours).label("response"),
+               func.count(base.c.closed_at).label("closed"),
+               func.avg(base.c.resolution_hours).label("resolution"),
+               func.coalesce(func.sum(ratings.c.ratings), 0).label("ratings"),
+               func.sum(ratings.c.points).label("points"))
+        .select_from(base.outerjoin(ratings, ratings.c.ticket_id == base.c.ticket_id))
+        .where(*where).group_by(group).order_by(group))
+    frame = pd.DataFrame([tuple(row) for row in db.session.execute(statement)],
+                         columns=["grouping", "tickets", "answered", "response", "closed",
+                                  "resolution", "ratings", "points"])
+    for name in ("tickets", "answered", "closed", "ratings"):
+        frame[name] = frame[name].astype(int)
+    for name in ("response", "resolution"):
+        frame[name] = frame[name].map(lambda value: quantize(value, NUMBER)).astype(object)
+    frame["rating"] = [(Decimal(str(points)) / count).quantize(PERCENT, ROUND_HALF_UP)
+                       if count else None for points, count in zip(frame["points"], frame["ratings"])]
+    columns = [ResultColumn("grouping", TICKET_GROUPS[by], TEXT),
+               ResultColumn("tickets", "Tickets", INTEGER, is_value=True),
+               ResultColumn("answered", "Answered", INTEGER, is_value=True),
+               ResultColumn("response", "Avg hours to first response", NUMBER, is_value=True),
+               ResultColumn("closed", "Closed", INTEGER, is_value=True),
+               ResultColumn("resolution", "Avg hours to resolution", NUMBER, is_value=True),
+               ResultColumn("ratings", "Ratings", INTEGER, is_value=True),
+               ResultColumn("rating", "Avg rating (1-5)", NUMBER, is_value=True)]
+    return _result(definition, ctx, columns, frame)
