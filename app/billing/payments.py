@@ -185,7 +185,8 @@ def mark_invoice_paid(invoice: Invoice, *, actor: Actor | None = None,
     then each line has its effect: services, addons and domains move their next due
     date one cycle on (keeping the anchor day, as WHMCS moves it on payment), services
     suspended for non-payment are unsuspended when nothing else is overdue, AddFunds
-    lines become credit, upgrades are carried out. Runs once: a Paid invoice is left as it is.
+    lines become credit, upgrades are carried out, the invoices a mass payment covers
+    are paid (from the credit it makes). Runs once: a Paid invoice is left as it is.
     """
     actor = actor or Actor.system()
     if invoice.status == InvoiceStatus.PAID:
@@ -231,6 +232,13 @@ def mark_invoice_paid(invoice: Invoice, *, actor: Actor | None = None,
 
     for service in paid_services:
         _unsuspend_if_settled(service, paid_at.date(), actor)
+    if any(item.type == ItemType.MASS_PAY for item in invoice.items):
+        from app.billing.mass_payment import settle_covered_invoices  # it imports this module
+
+        settle_covered_invoices(invoice, actor)
+    from app.orders.lifecycle import invoice_paid as order_invoice_paid  # it imports this module
+
+    order_invoice_paid(invoice, actor=actor)  # OrderPaid, and auto-accept of the order
     invoicing.notify("Invoice Payment Confirmation", invoice, dedupe_key=f"invoice-paid:{invoice.id}")
     return invoice
 

@@ -183,6 +183,7 @@ def _rate_limit_sign_in(app: Flask) -> None:
 def register_portal(app: Flask) -> None:
     # The view modules add their routes to the blueprint when imported.
     from app.portal import auth, support, views  # noqa: F401
+    from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)

@@ -18,6 +18,11 @@ speaks Stripe's documented formats for the endpoints the Stripe module calls.
   `events` and POSTed to `webhook_url` when set.
 - hold_next_answer("confirm", seconds): do the next such request, then answer late
   (the client times out although the charge happened).
+- Checkout Sessions (POST/GET /v1/checkout/sessions): the hosted page is
+  GET /fake/checkout/<session id>?card=<number> (or ?outcome=cancel); paying there
+  makes the session's PaymentIntent (with payment_intent_data's metadata), emits
+  payment_intent.* then checkout.session.completed, and sends the browser to the
+  success_url with {CHECKOUT_SESSION_ID} filled in. expire_checkout() expires one.
 
 It never keeps a card number: like Stripe it keeps brand, last 4 digits and expiry.
 """
@@ -317,6 +322,8 @@ class FakeStripe:
             ("GET", r"/v1/setup_intents/(?P<id>seti_\w+)", self.retrieve_setup_intent, False),
             ("POST", r"/v1/setup_intents/(?P<id>seti_\w+)/confirm", self.confirm_setup_intent, True),
             ("POST", r"/v1/refunds", self.create_refund, False),
+            ("POST", r"/v1/checkout/sessions", self.create_checkout_session, False),
+            ("GET", r"/v1/checkout/sessions/(?P<id>cs_\w+)", self.retrieve_checkout_session, False),
         ]
         for route_method, pattern, function, browser_allowed in routes:
             match = re.fullmatch(pattern, path)
@@ -577,6 +584,92 @@ class FakeStripe:
         self._emit("charge.refunded", charge)
         return 200, self.public(refund)
 
+    # Checkout Sessions (the hosted payment page)
+
+    def create_checkout_session(self, params, publishable=False):
+        if params.get("mode") != "payment":
+            raise invalid("Only mode=payment is supported by this fake.", param="mode")
+        if not params.get("success_url"):
+            raise invalid("Missing required param: success_url.", code="parameter_missing",
+                          param="success_url")
+        items = params.get("line_items")
+        if not isinstance(items, list) or not items:
+            raise invalid("Missing required param: line_items.", code="parameter_missing",
+                          param="line_items")
+        total, currencies = 0, set()
+        for item in items:
+            price = item.get("price_data") or {}
+            if not (price.get("product_data") or {}).get("name"):
+                raise invalid("Missing required param: line_items[0][price_data][product_data][name].",
+                              code="parameter_missing")
+            total += int(price.get("unit_amount") or 0) * int(item.get("quantity") or 1)
+            currencies.add(price.get("currency"))
+        if len(currencies) != 1 or not re.fullmatch(r"[a-z]{3}", str(next(iter(currencies)))):
+            raise invalid("All line items need one lower-case currency.", param="line_items")
+        if total < 50:
+            raise invalid("The Checkout Session's total amount due must add up to at least $0.50 usd",
+                          code="amount_too_small")
+        customer = params.get("customer")
+        if customer:
+            self._get(customer, "customer", param="customer")
+        session_id = new_id("cs_test")
+        session = {
+            "id": session_id, "object": "checkout.session", "mode": "payment", "status": "open",
+            "payment_status": "unpaid", "amount_subtotal": total, "amount_total": total,
+            "currency": currencies.pop(), "customer": customer,
+            "customer_email": params.get("customer_email"),
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata") or {}, "payment_intent": None,
+            "payment_method_types": params.get("payment_method_types") or ["card"],
+            "success_url": params["success_url"], "cancel_url": params.get("cancel_url"),
+            "url": f"{self.base_url}/fake/checkout/{session_id}",
+            "created": int(time.time()), "expires_at": int(time.time()) + 24 * 3600,
+            "livemode": False, "_intent_data": params.get("payment_intent_data") or {},
+        }
+        self.objects[session_id] = session
+        return 200, self.public(session)
+
+    def retrieve_checkout_session(self, params, id, publishable=False):
+        return 200, self._expand(self._get(id, "checkout.session"), params.get("expand") or [])
+
+    def pay_checkout(self, session_id: str, card: str) -> str:
+        """The client pays on the hosted page; returns where the browser goes next."""
+        session = self._get(session_id, "checkout.session")
+        if session["status"] != "open":
+            raise invalid(f"This Checkout Session is {session['status']}.")
+        method = self._card_method(card, "123", 12, 2034)
+        data = session["_intent_data"]
+        _, intent = self.create_payment_intent({
+            "amount": str(session["amount_total"]), "currency": session["currency"],
+            "customer": session["customer"], "metadata": data.get("metadata") or {},
+            "description": data.get("description"), "payment_method": method["id"]})
+        intent = self.objects[intent["id"]]
+        intent["payment_method"] = method["id"]
+        session["payment_intent"] = intent["id"]
+        # 3-D Secure is passed on the hosted page itself; a decline is shown there and
+        # the session stays open.
+        if "decline" in method["_behaviour"]:
+            _, code, decline = method["_behaviour"].split(":")[-3:]
+            self._fail(intent, method, code, decline, DECLINE_MESSAGES[decline])
+        self._succeed(intent, method)
+        session.update(status="complete", payment_status="paid")
+        self._emit("checkout.session.completed", session)
+        return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
+
+    def expire_checkout(self, session_id: str) -> None:
+        session = self._get(session_id, "checkout.session")
+        session["status"] = "expired"
+        self._emit("checkout.session.expired", session)
+
+    def browser_checkout(self, url: str, card: str = "4242424242424242",
+                         cancel: bool = False) -> str:
+        """The client on the hosted page: pays (or cancels); returns the Location
+        the browser is sent back to."""
+        params = {"outcome": "cancel"} if cancel else {"card": card}
+        answer = requests.get(url, params=params, allow_redirects=False, timeout=5)
+        assert answer.status_code == 302, answer.text
+        return answer.headers["Location"]
+
     # Idempotency and holding answers
 
     def answer(self, method: str, path: str, params: dict, key: str,
@@ -649,6 +742,8 @@ def _handler_for(fake: FakeStripe):
             url = urlsplit(self.path)
             if method == "GET" and url.path.startswith("/fake/3ds/"):
                 return self._three_d_secure(url)
+            if method == "GET" and url.path.startswith("/fake/checkout/"):
+                return self._checkout_page(url)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             try:
@@ -671,6 +766,22 @@ def _handler_for(fake: FakeStripe):
             with fake.lock:
                 try:
                     location = fake.authenticate(intent_id, succeed)
+                except StripeFailure as failure:
+                    return self._respond(failure.status, {"error": failure.error})
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _checkout_page(self, url) -> None:
+            session_id = url.path.rsplit("/", 1)[-1]
+            query = dict(parse_qsl(url.query))
+            with fake.lock:
+                try:
+                    if query.get("outcome") == "cancel":
+                        location = fake._get(session_id, "checkout.session")["cancel_url"]
+                    else:
+                        location = fake.pay_checkout(session_id, query.get("card", ""))
                 except StripeFailure as failure:
                     return self._respond(failure.status, {"error": failure.error})
             self.send_response(302)
@@ -702,23 +813,25 @@ def fake_stripe(app):
         app.config.update(previous)
 
 
-def stripe_gateway_row(fake: FakeStripe, **fields):
-    """The PaymentGateway row of Stripe with the fake's keys (caller flushes/commits)."""
+def stripe_gateway_row(fake: FakeStripe, payment_page: str = "checkout", **fields):
+    """The PaymentGateway row of Stripe with the fake's keys (caller flushes/commits);
+    payment_page "elements" makes payments on-site PaymentIntents, else Checkout."""
     from app.models.billing import PaymentGateway
 
     values = dict(module="stripe", display_name="Credit Card (Stripe)", enabled=True, test_mode=True,
                   credentials=json.dumps({"secret_key": fake.secret_key,
                                           "publishable_key": fake.publishable_key,
-                                          "webhook_secret": fake.webhook_secret}))
+                                          "webhook_secret": fake.webhook_secret,
+                                          "payment_page": payment_page}))
     values.update(fields)
     return PaymentGateway(**values)
 
 
-def add_stripe_gateway(fake: FakeStripe, **fields):
+def add_stripe_gateway(fake: FakeStripe, payment_page: str = "checkout", **fields):
     """Add (and flush) the Stripe PaymentGateway row with the fake's keys."""
     from app.extensions import db
 
-    row = stripe_gateway_row(fake, **fields)
+    row = stripe_gateway_row(fake, payment_page, **fields)
     db.session.add(row)
     db.session.flush()
     return row

@@ -32,7 +32,7 @@ def live_app(app):
 
 
 def test_a_card_payment_from_start_to_the_transaction_list(db, fake_stripe, live_app, admin_client):
-    add_stripe_gateway(fake_stripe)
+    add_stripe_gateway(fake_stripe, payment_page="elements")
     client = factories.client(first_name="Grace", last_name="Hopper")
     service = factories.service(client, factories.product("30.00", cycle="Quarterly"), amount="30.00",
                                 cycle="Quarterly", next_due=date(2026, 5, 31),

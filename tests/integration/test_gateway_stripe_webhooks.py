@@ -30,7 +30,7 @@ def count(db, model) -> int:
 @pytest.fixture
 def checkout(db, fake_stripe):
     """An unpaid 25.00 invoice for a monthly service, its payment started with Stripe."""
-    add_stripe_gateway(fake_stripe)
+    add_stripe_gateway(fake_stripe, payment_page="elements")
     client = factories.client()
     service = factories.service(client, factories.product("25.00"), amount="25.00",
                                 next_due=date(2026, 4, 1), registration_date=date(2026, 3, 1))

@@ -2,9 +2,12 @@
 refunds, and signed webhooks, through the official `stripe` library.
 
 Credentials (PaymentGateway.credentials, JSON): secret_key, publishable_key,
-webhook_secret. The API address is Stripe's unless the app config sets
-STRIPE_API_BASE (the tests point it at a local fake). Card numbers never reach this
-server: the browser gives them to Stripe.js, we keep Stripe's ids only.
+webhook_secret, and optionally payment_page: "checkout" (the default: the client
+pays on Stripe Checkout, Stripe's hosted page, so no Stripe script is loaded in our
+pages) or "elements" (a PaymentIntent whose client secret an on-site Stripe.js form
+confirms). The API address is Stripe's unless the app config sets STRIPE_API_BASE
+(the tests point it at a local fake). Card numbers never reach this server: the
+client gives them to Stripe, we keep Stripe's ids only.
 
 Every POST that can move money carries an Idempotency-Key derived from our attempt,
 so repeating it after a lost answer can never charge or refund twice.
@@ -41,6 +44,8 @@ SIGNATURE_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 # Stripe object ids: a prefix and letters/digits. Anything else from a browser is refused.
 _ID = re.compile(r"[a-z]{2,6}_[A-Za-z0-9_]{3,255}")
 _EXPAND_FEES = ["latest_charge.balance_transaction"]
+# Metadata key on a PaymentIntent made by a Checkout Session.
+CHECKOUT_MARK = "tallyhost_checkout"
 
 
 def _check_id(value: Any, prefix: str, what: str) -> str:
@@ -176,9 +181,74 @@ class StripeGateway(Gateway):
         return {"invoice_id": str(invoice.id), "client_id": str(invoice.client_id),
                 "invoice_number": invoice_label(invoice)}
 
-    # Paying on the payment page (Stripe.js confirms with the client secret)
+    # Paying on Stripe Checkout (hosted) or on an on-site form
 
     def start_payment(self, invoice: "Invoice", return_url: str, *, actor=None) -> PaymentStart:
+        if self.config.credentials.get("payment_page", "checkout") == "elements":
+            return self._start_form_payment(invoice, return_url)
+        return self._start_checkout(invoice, return_url)
+
+    def _start_checkout(self, invoice: "Invoice", return_url: str) -> PaymentStart:
+        """A Checkout Session for the balance: the client is sent to its url and comes
+        back to return_url with session_id (Stripe fills in {CHECKOUT_SESSION_ID})."""
+        amount, currency = invoice.balance, invoice.currency.code
+        separator = "&" if "?" in return_url else "?"
+        metadata = self._metadata(invoice)
+        params: dict[str, Any] = {
+            "mode": "payment", "payment_method_types": ["card"],
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": currency.lower(), "unit_amount": to_minor_units(amount, currency),
+                "product_data": {"name": f"Invoice {invoice_label(invoice)}"}}}],
+            "client_reference_id": str(invoice.id), "metadata": metadata,
+            # The PaymentIntent Checkout makes says it belongs to a session: its own
+            # events are left to the session's (see _event).
+            "payment_intent_data": {"metadata": {**metadata, CHECKOUT_MARK: "1"},
+                                    "description": f"Invoice {invoice_label(invoice)}"},
+            "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{return_url}{separator}cancelled=1",
+        }
+        customer = self._known_customer(invoice.client_id)
+        if customer:
+            params["customer"] = customer
+        elif invoice.client.email:
+            params["customer_email"] = invoice.client.email
+        client = self._client()
+        session = _plain(self._call("a new checkout", lambda: client.v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": f"checkout-{invoice.id}-{uuid.uuid4().hex}"})))
+        if not session.get("url"):
+            raise GatewayError("Stripe gave no payment page for the checkout")
+        return PaymentStart(kind="redirect", url=session["url"],
+                            response=self._session_response(session))
+
+    def _retrieve_session(self, session_id: str) -> dict:
+        client = self._client()
+        return _plain(self._call("a checkout lookup", lambda: client.v1.checkout.sessions.retrieve(
+            session_id, params={"expand": ["payment_intent." + path for path in _EXPAND_FEES]})))
+
+    def _session_response(self, session: Mapping[str, Any]) -> GatewayResponse:
+        """A Checkout Session as a neutral answer: raw_id is the session (what the
+        attempt recorded), the transaction id its PaymentIntent (what refunds use)."""
+        currency = str(session.get("currency") or "").upper()
+        amount = from_minor_units(int(session.get("amount_total") or 0), currency)
+        intent = session.get("payment_intent")
+        intent = intent if isinstance(intent, dict) else {"id": intent} if intent else {}
+        paid = session.get("status") == "complete" and session.get("payment_status") == "paid"
+        if paid:
+            state, error = PaymentStatus.SUCCEEDED, None
+        elif session.get("status") == "expired":
+            state, error = PaymentStatus.FAILED, "the payment page expired unpaid"
+        else:
+            state, error = PaymentStatus.PENDING, None
+        reference = str((session.get("metadata") or {}).get("invoice_id")
+                        or session.get("client_reference_id") or "")
+        return GatewayResponse(
+            success=paid, transaction_id=intent.get("id") if paid else None, amount=amount,
+            currency=currency, fees=self._fee(intent, amount, currency) if paid else Decimal("0.00"),
+            status=state.value, error=error, raw_id=session.get("id"),
+            invoice_id=int(reference) if reference.isdigit() else None)
+
+    def _start_form_payment(self, invoice: "Invoice", return_url: str) -> PaymentStart:
+        """A PaymentIntent for an on-site form (Stripe.js confirms with the client secret)."""
         amount = invoice.balance
         currency = invoice.currency.code
         client = self._client()
@@ -200,9 +270,14 @@ class StripeGateway(Gateway):
         })
 
     def confirm_return(self, args: Mapping[str, str]) -> GatewayResponse:
-        """Stripe sends the browser back with payment_intent and
-        payment_intent_client_secret; the status is asked of Stripe, never taken from
-        the browser, and the secret must be that intent's."""
+        """Back from Checkout with session_id, or from an on-site form or 3-D Secure
+        with payment_intent and payment_intent_client_secret. The status is asked of
+        Stripe, never taken from the browser; an intent's secret must be its own."""
+        if args.get("session_id"):
+            return self._session_response(self._retrieve_session(
+                _check_id(args.get("session_id"), "cs", "session_id")))
+        if args.get("cancelled"):
+            raise GatewayError("the payment was cancelled on Stripe's page")
         intent_id = _check_id(args.get("payment_intent"), "pi", "payment_intent")
         secret = args.get("payment_intent_client_secret") or ""
         intent = self._retrieve_intent(self._client(), intent_id)
@@ -234,6 +309,17 @@ class StripeGateway(Gateway):
 
     def _event(self, event_id: str, kind: str, obj: dict) -> WebhookEvent:
         object_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+            # Asked again of Stripe: the session's state at the source, and the fee.
+            response = self._session_response(self._retrieve_session(
+                _check_id(object_id, "cs", "the checkout")))
+            event_kind = EventKind.PAYMENT if response.success else EventKind.IGNORED
+            return WebhookEvent(event_id, kind, event_kind.value, object_id, response)
+        if kind in ("checkout.session.expired", "checkout.session.async_payment_failed"):
+            return WebhookEvent(event_id, kind, EventKind.PAYMENT_FAILED.value, object_id,
+                                self._session_response(obj))
+        if kind.startswith("payment_intent.") and (obj.get("metadata") or {}).get(CHECKOUT_MARK):
+            return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
         if kind == "payment_intent.succeeded":
             # Asked again of Stripe: the status at the source, and the fee.
             intent = self._retrieve_intent(self._client(), _check_id(object_id, "pi", "the payment"))

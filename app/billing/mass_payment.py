@@ -1,0 +1,117 @@
+"""Mass payment (WHMCS's "Mass Pay"): one combined invoice whose lines (type Invoice,
+rel_id = the invoice paid) cover several unpaid invoices of a client. The client
+pays the combined invoice once, with any gateway, through the usual
+payments.apply_payment; when it becomes Paid, each covered invoice is settled as
+WHMCS does it: the line's amount becomes the client's credit and is applied to that
+invoice (so the money is counted once, as the combined invoice's transaction).
+
+Transactions: flushes only; the caller commits (unit_of_work)."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from app.activity import Actor, log
+from app.billing import credit as credit_ledger
+from app.billing import invoicing
+from app.billing.errors import BillingError
+from app.extensions import db
+from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
+
+MAX_INVOICES = 100
+
+
+def is_mass_pay(invoice: Invoice) -> bool:
+    return any(item.type == ItemType.MASS_PAY for item in invoice.items)
+
+
+def _covered_ids(invoice: Invoice) -> set[int]:
+    return {item.rel_id for item in invoice.items if item.type == ItemType.MASS_PAY}
+
+
+def _check_ids(invoice_ids) -> list[int]:
+    ids = sorted(set(invoice_ids or ()))
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise BillingError("invoice ids must be integers")
+    if len(ids) < 2:
+        raise BillingError("choose at least two invoices to pay together")
+    if len(ids) > MAX_INVOICES:
+        raise BillingError(f"at most {MAX_INVOICES} invoices can be paid together")
+    return ids
+
+
+def open_mass_pay_invoices(client_id: int) -> list[Invoice]:
+    """The client's unpaid combined invoices."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id,
+                              Invoice.status == InvoiceStatus.UNPAID.value,
+                              Invoice.id.in_(select(InvoiceItem.invoice_id)
+                                             .where(InvoiceItem.type == ItemType.MASS_PAY.value)))
+        .order_by(Invoice.id)))
+
+
+def create_mass_pay_invoice(client_id: int, invoice_ids, actor: Actor | None = None,
+                            issue_date: date | None = None) -> Invoice:
+    """The combined invoice for these unpaid invoices of the client. Asked again for
+    the same invoices, it gives the same open combined invoice; an open combined
+    invoice that covers some of them (and has no payment yet) is cancelled, so an
+    invoice is never covered twice."""
+    actor = actor or Actor.system()
+    ids = _check_ids(invoice_ids)
+    client = invoicing.lock_client(client_id)  # one mass payment of a client at a time
+    invoices = list(db.session.scalars(select(Invoice).where(Invoice.id.in_(ids),
+                                                             Invoice.client_id == client.id)))
+    if len(invoices) != len(ids):
+        raise BillingError("an invoice chosen does not exist or belongs to another account")
+    for invoice in invoices:
+        label = invoicing.invoice_label(invoice)
+        if invoice.status != InvoiceStatus.UNPAID or invoice.balance <= 0:
+            raise BillingError(f"invoice {label} is {invoice.status}: only unpaid invoices "
+                               "can be paid together")
+        if invoice.currency_id != client.currency_id:
+            raise BillingError(f"invoice {label} is in {invoice.currency.code}, the account in "
+                               f"{client.currency.code}")
+        if is_mass_pay(invoice) or any(item.type == ItemType.ADD_FUNDS for item in invoice.items):
+            raise BillingError(f"invoice {label} cannot be part of a mass payment")
+    for existing in open_mass_pay_invoices(client.id):
+        covered = _covered_ids(existing)
+        if covered == set(ids) and _amounts_match(existing, invoices):
+            return existing
+        if covered & set(ids):
+            invoicing.cancel_invoice(existing.id, actor=actor,
+                                     reason="replaced by a new mass payment")
+    lines = [invoicing.InvoiceLine(type=ItemType.MASS_PAY, rel_id=invoice.id,
+                                   description=f"Invoice {invoicing.invoice_label(invoice)}",
+                                   amount=invoice.balance, taxed=False)
+             for invoice in sorted(invoices, key=lambda row: row.id)]
+    today = issue_date or date.today()
+    combined = invoicing.create_invoice(client.id, lines, issue_date=today, due_date=today,
+                                        actor=actor, apply_credit=False,
+                                        notes="Mass payment of several invoices")
+    log("mass_pay_created", f"Mass payment invoice {invoicing.invoice_label(combined)} covers "
+        + ", ".join(invoicing.invoice_label(invoice) for invoice in invoices), combined, actor=actor)
+    return combined
+
+
+def _amounts_match(existing: Invoice, invoices: list[Invoice]) -> bool:
+    balances = {invoice.id: invoice.balance for invoice in invoices}
+    return all(balances.get(item.rel_id) == item.amount
+               for item in existing.items if item.type == ItemType.MASS_PAY)
+
+
+def settle_covered_invoices(combined: Invoice, actor: Actor) -> None:
+    """Called once, when the combined invoice becomes Paid (payments.mark_invoice_paid):
+    each line's amount becomes credit and pays its invoice. An invoice paid some other
+    way meanwhile keeps the credit on the account."""
+    for item in combined.items:
+        if item.type != ItemType.MASS_PAY or item.rel_id is None:
+            continue
+        credit_ledger.add_credit(combined.client_id, item.amount,
+                                 f"Mass payment {invoicing.invoice_label(combined)}: "
+                                 f"{item.description}", actor=actor, invoice_id=combined.id)
+        covered = db.session.get(Invoice, item.rel_id)
+        if covered is None or covered.status != InvoiceStatus.UNPAID or covered.balance <= 0:
+            continue
+        credit_ledger.apply_credit_to_invoice(covered.id, min(item.amount, covered.balance),
+                                              actor=actor)
