@@ -45,10 +45,15 @@ ICONS = (
     "life-preserver", "lock", "megaphone", "paperclip", "pencil", "people", "person-circle",
     "plus-lg", "question-circle", "receipt", "search", "shield-lock", "speedometer2",
     "translate", "wallet2", "x-circle",
+    # account users, security, email history, service upgrades
+    "person-plus", "trash", "arrow-up-circle", "eye", "clock-history", "check2", "phone",
+    "envelope-open",
 )
 # Sign-in and reset forms: rate-limited like FAB's own login (AUTH_RATE_LIMIT).
 _RATE_LIMITED_ENDPOINTS = ("portal.login", "portal.login_code", "portal.forgot_password",
-                           "portal.reset_password")
+                           "portal.reset_password", "portal.change_password",
+                           "portal.twofactor_confirm", "portal.twofactor_disable",
+                           "portal.twofactor_recovery_codes")
 
 
 @portal.before_request
@@ -184,6 +189,7 @@ def register_portal(app: Flask) -> None:
     # The view modules add their routes to the blueprint when imported.
     from app.portal import auth, support, views  # noqa: F401
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
+    from app.portal import emails, security  # noqa: F401
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)

@@ -54,6 +54,9 @@ def _complete_login(user, next_url: str | None):
     session.update(kept)
     login_user(user, remember=False)
     session.permanent = True
+    from app.portal.security import start_session_clock  # the session rules live there
+
+    start_session_clock(user)
     membership = memberships[0]
     select_client(membership)
     client = membership.client

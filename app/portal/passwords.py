@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.activity import Actor, log
 from app.extensions import db
@@ -159,4 +159,34 @@ def reset_password(token: str, new_password: str, now: datetime | None = None):
     client = _primary_client(user.id)
     log("password_reset", f"Password of {user.email} reset with an emailed link", client,
         actor=Actor("client", user.username, user.id))
+    return user
+
+
+class PasswordChangeError(ValueError):
+    """A refused password change; the message is fit to show. Nothing was changed."""
+
+
+def change_login_password(user, current_password: str, new_password: str, actor: Actor):
+    """A signed-in user's new password, after the current one is given. Every other
+    session of the user ends with it (the portal compares a mark of the password
+    hash on each request), and so do open reset links."""
+    if not current_password or not user.password \
+            or not check_password_hash(user.password, current_password):
+        raise PasswordChangeError("the current password is not correct")
+    try:
+        check_new_password(new_password)
+    except ValueError as error:
+        raise PasswordChangeError(str(error)) from None
+    if new_password == current_password:
+        raise PasswordChangeError("the new password must differ from the current one")
+    if (user.email or "").lower() in new_password.lower():
+        raise PasswordChangeError("the password must not contain your email address")
+    user.password = hash_password(new_password)
+    db.session.execute(update(PasswordResetToken)
+                       .where(PasswordResetToken.user_id == user.id,
+                              PasswordResetToken.used_at.is_(None))
+                       .values(used_at=utcnow()))
+    db.session.flush()
+    log("client_password_changed", f"{user.username} changed their password",
+        _primary_client(user.id), actor=actor)
     return user
