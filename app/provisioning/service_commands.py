@@ -1,4 +1,4 @@
-"""Suspend, unsuspend and terminate one service on request (staff, API), through its
+"""Create, suspend, unsuspend and terminate one service on request (staff, API), through its
 provisioning module. (The daily run's automatic versions live in
 app.billing.lifecycle.)
 
@@ -39,6 +39,24 @@ def _run(service: Service, call, verb: str) -> ModuleResult:
     result = payments.run_module_action(call, service)
     if not result.success:
         raise ServiceCommandError(f"The module could not {verb} service #{service.id}: {result.message}")
+    return result
+
+
+def create_service(service_id: int, actor: Actor | None = None) -> ModuleResult:
+    """Set up a Pending service on its server (the module's create step); it becomes
+    Active. Runs once: a service that is not Pending any more is refused."""
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    if service.status != ServiceStatus.PENDING:
+        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Pending "
+                                  "services can be created")
+    result = _run(service, lambda module: module.create_account(service), "create")
+    before = {"status": service.status}
+    service.status = ServiceStatus.ACTIVE.value
+    db.session.flush()
+    log("service_created", f"Service #{service.id} created by its module ({result.message})", service,
+        before=before, after={"status": service.status}, actor=actor)
+    emit("AfterModuleCreate", {"service_id": service.id, "client_id": service.client_id})
     return result
 
 
@@ -155,3 +173,38 @@ def change_password(service_id: int, new_password: str | None = None,
     log("service_password_changed", f"Service #{service.id}: password changed ({result.message})",
         service, actor=actor)
     return result
+
+
+# The details staff may change by hand; status moves only through the module commands.
+DETAIL_COLUMNS = ("domain", "username", "dedicated_ip", "notes", "payment_method",
+                  "next_due_date", "recurring_amount", "first_payment_amount",
+                  "override_auto_suspend", "suspend_until", "override_auto_terminate",
+                  "server_id", "registration_date", "termination_date")
+
+
+def update_service_details(service_id: int, values: dict, actor: Actor | None = None) -> dict:
+    """Change the given detail columns of a service; returns what changed. Moving the
+    next due date moves the next invoice date with it (the engine's due-date rule)."""
+    from app.billing.due_dates import invoice_date_follows_due_date
+    from app.models.catalog import Server
+
+    actor = actor or Actor.system()
+    service = _service(service_id)
+    unknown = set(values) - set(DETAIL_COLUMNS)
+    if unknown:
+        raise ServiceCommandError(f"{', '.join(sorted(unknown))} cannot be changed this way")
+    for name in ("recurring_amount", "first_payment_amount"):
+        if name in values and values[name] is not None and values[name] < 0:
+            raise ServiceCommandError(f"{name.replace('_', ' ')} cannot be negative")
+    if values.get("server_id") is not None and db.session.get(Server, values["server_id"]) is None:
+        raise ServiceCommandError("Server ID Not Found")
+    before = {name: getattr(service, name) for name in values}
+    changed = {name: value for name, value in values.items() if before[name] != value}
+    for name, value in changed.items():
+        setattr(service, name, value)
+    invoice_date_follows_due_date(service)
+    db.session.flush()
+    if changed:
+        log("service_updated", f"Service #{service.id}: {', '.join(sorted(changed))} changed",
+            service, before={name: before[name] for name in changed}, after=changed, actor=actor)
+    return changed
