@@ -1,4 +1,4 @@
-"""Create, suspend, unsuspend and terminate one service on request (staff, API), through its
+"""Suspend, unsuspend and terminate one service on request (staff, API), through its
 provisioning module. (The daily run's automatic versions live in
 app.billing.lifecycle.)
 
@@ -39,24 +39,6 @@ def _run(service: Service, call, verb: str) -> ModuleResult:
     result = payments.run_module_action(call, service)
     if not result.success:
         raise ServiceCommandError(f"The module could not {verb} service #{service.id}: {result.message}")
-    return result
-
-
-def create_service(service_id: int, actor: Actor | None = None) -> ModuleResult:
-    """Set up a Pending service on its server (the module's create step); it becomes
-    Active. Runs once: a service that is not Pending any more is refused."""
-    actor = actor or Actor.system()
-    service = _service(service_id)
-    if service.status != ServiceStatus.PENDING:
-        raise ServiceCommandError(f"Service #{service.id} is {service.status}: only Pending "
-                                  "services can be created")
-    result = _run(service, lambda module: module.create_account(service), "create")
-    before = {"status": service.status}
-    service.status = ServiceStatus.ACTIVE.value
-    db.session.flush()
-    log("service_created", f"Service #{service.id} created by its module ({result.message})", service,
-        before=before, after={"status": service.status}, actor=actor)
-    emit("AfterModuleCreate", {"service_id": service.id, "client_id": service.client_id})
     return result
 
 
