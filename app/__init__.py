@@ -53,6 +53,7 @@ def create_app(config: object | str | None = None) -> Flask:
     from app.gateways.routes import register_gateway_routes  # /gateways/<name>/webhook|return
 
     register_gateway_routes(app)
+    from app.registrars import hooks  # noqa: F401  (paid domain renewals go to the registrar)
     from app.billing.vies import install_vies_checker  # EU VAT numbers, when enabled
 
     install_vies_checker(app)

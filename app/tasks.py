@@ -70,3 +70,15 @@ def send_queued_email(batch_size: int = 100) -> dict:
     from app.notifications.sender import send_queued
 
     return send_queued(batch_size)
+
+
+@celery.task(name="app.tasks.renew_paid_domains")
+def renew_paid_domains(invoice_id: int) -> list[dict]:
+    """Renew at their registrars the domains a paid invoice renews (each once)."""
+    from app.extensions import db
+    from app.registrars.domains import renew_paid_domains as renew
+
+    results = renew(invoice_id)
+    db.session.commit()
+    return [{"domain_id": r.domain_id, "success": r.success, "message": r.message}
+            for r in results]

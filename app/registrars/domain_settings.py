@@ -1,7 +1,8 @@
 """Settings of a domain its owner may change: auto-renew, registrar lock, nameservers.
 
-For now they are recorded here only; sending them to the registrar is the
-registrar modules' work, which will hook in at these functions.
+The lock and the nameservers go to the domain's registrar module first (when it has
+one, see app.registrars.domains); only once the registrar has taken them are they
+recorded here. A registrar that refuses or does not answer changes nothing.
 
 Transactions: flushes, never commits; the caller commits. Every change is logged
 with its before and after; a call that changes nothing writes nothing."""
@@ -13,6 +14,7 @@ from app.activity import Actor, log
 from app.billing.numbering_counter import lock_row
 from app.extensions import db
 from app.models.domains import Domain, DomainStatus
+from app.registrars import domains as engine
 
 MIN_NAMESERVERS = 2
 MAX_NAMESERVERS = 5
@@ -38,14 +40,26 @@ def _manageable(domain_id: int) -> Domain:
     return domain
 
 
+def _push(send, domain: Domain, value) -> None:
+    """Send a change to the domain's registrar module, if it has one."""
+    if not engine.has_module(domain):
+        return
+    try:
+        send(domain, value)
+    except engine.DomainActionError as error:
+        raise DomainSettingsError(str(error)) from None
+
+
 def _set_flag(domain_id: int, field: str, value: bool, action: str, label: str,
-              actor: Actor | None) -> Domain:
+              actor: Actor | None, send=None) -> Domain:
     if not isinstance(value, bool):
         raise DomainSettingsError(f"{label} is on or off, not {value!r}")
     domain = _manageable(domain_id)
     before = getattr(domain, field)
     if before == value:
         return domain
+    if send is not None:
+        _push(send, domain, value)
     setattr(domain, field, value)
     db.session.flush()
     state = "on" if value else "off"
@@ -62,7 +76,7 @@ def set_auto_renew(domain_id: int, enabled: bool, actor: Actor | None = None) ->
 def set_registrar_lock(domain_id: int, locked: bool, actor: Actor | None = None) -> Domain:
     """The transfer lock at the registry (a locked domain cannot be moved away)."""
     return _set_flag(domain_id, "registrar_lock", locked, "domain_registrar_lock",
-                     "Registrar lock", actor)
+                     "Registrar lock", actor, send=engine.push_lock)
 
 
 def normalise_nameservers(values: list[str]) -> list[str]:
@@ -88,6 +102,7 @@ def set_nameservers(domain_id: int, values: list[str], actor: Actor | None = Non
     before = domain.nameserver_list
     if before == names:
         return domain
+    _push(engine.push_nameservers, domain, names)
     domain.nameservers = "\n".join(names)
     db.session.flush()
     log("domain_nameservers", f"Nameservers of {domain.name} changed to {', '.join(names)}",
