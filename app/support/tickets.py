@@ -272,18 +272,19 @@ def add_reply(ticket: Ticket, message: str, author: Author, *, status: str | Non
     return reply
 
 
-def add_note(ticket: Ticket, message: str, author: Author, *,
+def add_note(ticket: Ticket, message: str, author: Author | None, *,
              actor: Actor | None = None) -> TicketNote:
-    """An internal note: staff only, never shown to the client."""
-    if not author.is_staff:
+    """An internal note: staff only, never shown to the client. author None: written
+    by an integration (the actor), with no staff member behind it."""
+    if author is not None and not author.is_staff:
         raise TicketError("Only staff write internal notes")
     message = _text(message, "Message", MAX_MESSAGE_LENGTH)
-    note = TicketNote(ticket_id=ticket.id, admin_id=author.staff_id, message=message,
-                      created_at=utcnow())
+    note = TicketNote(ticket_id=ticket.id, admin_id=author.staff_id if author else None,
+                      message=message, created_at=utcnow())
     db.session.add(note)
     db.session.flush()
-    log("ticket_note", f"Note by {author.name} on ticket #{ticket.tid}", ticket,
-        actor=author.actor(actor))
+    writer = author.name if author else (actor.name if actor else "an integration")
+    log("ticket_note", f"Note by {writer} on ticket #{ticket.tid}", ticket, actor=actor)
     return note
 
 

@@ -382,3 +382,112 @@ def gen_invoices(params: Params, actor: Actor) -> dict:
             select(func.max(Invoice.id)).where(Invoice.client_id == client.id)) or 0
     return payload
 
+
+
+@action("AddTransaction", "TransactionApi", "can_post")
+def add_transaction(params: Params, actor: Actor) -> dict:
+    from app.billing.transactions import record_transaction
+
+    gateway = params.text("paymentmethod", required=True, max_length=50)
+    if params.id("currencyid") is not None:
+        raise ApiError("currencyid cannot be chosen: a transaction is in its client's currency")
+    rate_given = params.text("rate")
+    if rate_given is not None and rate_given not in ("1", "1.0", "1.00", "1.00000"):
+        raise ApiError("rate cannot be set: exchange rates come from the currency settings")
+    transaction = record_transaction(
+        gateway=gateway, client_id=params.id("userid"), invoice_id=params.id("invoiceid"),
+        amount_in=params.money("amountin") or 0, amount_out=params.money("amountout") or 0,
+        fees=params.money("fees") or 0, transaction_id=params.text("transid", max_length=255),
+        description=params.text("description", max_length=255) or "",
+        when=params.datetime("date"), to_credit=bool(params.bool("credit")), actor=actor)
+    return {"transactionid": transaction.id}
+
+
+@action("UpdateTransaction", "TransactionApi", "can_put")
+def update_transaction(params: Params, actor: Actor) -> dict:
+    from app.billing.transactions import update_transaction as change
+
+    transaction_id = params.id("transactionid", required=True)
+    _refuse(params, ("amountin", "amountout", "fees", "rate", "userid", "invoiceid", "currencyid",
+                     "credit"),
+            "the amounts and owner of a recorded transaction cannot change")
+    values: dict = {}
+    if params.has("description"):
+        values["description"] = (params.text("description", max_length=255) or "")
+    if params.has("transid"):
+        values["gateway_transaction_id"] = params.text("transid", max_length=255)
+    if params.has("paymentmethod"):
+        values["gateway"] = params.text("paymentmethod", max_length=50) or ""
+    if params.has("date"):
+        values["date"] = params.datetime("date")
+        if values["date"] is None:
+            raise ApiError("Parameter date cannot be empty")
+    change(transaction_id, values, actor=actor)
+    return {"transactionid": transaction_id}
+
+
+@action("GetPaymentMethods", "PaymentGatewayApi", "can_get")
+def get_payment_methods(params: Params, actor: Actor) -> dict:
+    from app.models.billing import PaymentGateway
+
+    rows = [{"module": gateway.module, "displayname": gateway.display_name}
+            for gateway in db.session.scalars(select(PaymentGateway).where(
+                PaymentGateway.enabled.is_(True)).order_by(PaymentGateway.sort_order,
+                                                           PaymentGateway.id))]
+    return listing("paymentmethods", "paymentmethod", rows, len(rows))
+
+
+@action("GetPayMethods", "PayMethodApi", "can_get")
+def get_pay_methods(params: Params, actor: Actor) -> dict:
+    """A client's stored payment methods: what identifies them, never their tokens."""
+    from app.models.billing import PayMethod
+
+    client = find_client(params)
+    query = select(PayMethod).where(PayMethod.client_id == client.id)
+    method_id = params.id("paymethodid")
+    if method_id is not None:
+        query = query.where(PayMethod.id == method_id)
+    kind = (params.text("type") or "").lower()
+    if kind:
+        if kind not in ("bankaccount", "creditcard"):
+            raise ApiError("Parameter type must be BankAccount or CreditCard")
+        query = query.where(PayMethod.kind == ("bank" if kind == "bankaccount" else "card"))
+    methods = db.session.scalars(query.order_by(PayMethod.is_default.desc(), PayMethod.id)).all()
+    rows = [{"id": method.id,
+             "type": "BankAccount" if method.kind == "bank" else (
+                 "RemoteCreditCard" if method.kind == "card" else "RemoteBankAccount"),
+             "description": method.description or "", "gateway_name": method.gateway,
+             "contact_type": "Client", "contact_id": client.id,
+             "card_last_four": method.last4 or "",
+             "expiry_date": (f"{method.expiry_month:02d}/{method.expiry_year % 100:02d}"
+                             if method.expiry_month and method.expiry_year else ""),
+             "start_date": "", "issue_number": "", "card_type": method.brand or "",
+             "is_default": bool(method.is_default),
+             "last_updated": moment(method.updated_at)} for method in methods]
+    return {"clientid": client.id, "paymethods": rows}
+
+
+@action("CapturePayment", "InvoiceApi", "can_payment")
+def capture_payment(params: Params, actor: Actor) -> dict:
+    """Charge the client's stored payment method for an Unpaid invoice now (once per
+    invoice and day, as the daily run's charge)."""
+    from app.gateways import autocharge
+    from app.gateways.registry import enabled_gateways
+
+    invoice = find_invoice(params)
+    if params.text("cvv"):
+        raise ApiError("cvv is not accepted: card data never reaches this system")
+    if invoice.status != InvoiceStatus.UNPAID or invoice.balance <= 0:
+        raise ApiError("Invoice Not in Unpaid Status")
+    gateways = {gateway.name: gateway for gateway in enabled_gateways(invoice.currency.code)
+                if gateway.supports_stored_methods}
+    method_id = autocharge._default_methods({invoice.client_id}, list(gateways)).get(invoice.client_id)
+    if method_id is None:
+        raise ApiError("Payment Attempt Failed: the client has no stored payment method")
+    counts = {"charged": 0, "requires_action": 0, "failed": 0, "pending": 0, "unknown": 0,
+              "errors": []}
+    outcome = autocharge._charge_one(invoice.id, method_id, gateways, business_today(), actor,
+                                     counts)
+    if outcome != "charged":
+        raise ApiError(f"Payment Attempt Failed{': ' + counts['errors'][0] if counts['errors'] else ''}")
+    return {}

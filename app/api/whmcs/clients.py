@@ -400,3 +400,56 @@ def get_clients_domains(params: Params, actor: Actor) -> dict:
     return {"clientid": client_id, "domainid": domain_id,
             **listing("domains", "domain", [domain_row(row) for row in rows], total, start)}
 
+
+
+@action("DeleteClient", "ClientApi", "can_delete")
+def delete_client(params: Params, actor: Actor) -> dict:
+    client = find_client(params)
+    client_accounts.delete_client(client.id, actor=actor)
+    return {"clientid": client.id}
+
+
+CONTACT_PARAMETERS = {"firstname": "first_name", "lastname": "last_name",
+                      "companyname": "company_name", "email": "email", "address1": "address1",
+                      "city": "city", "state": "state", "postcode": "postcode",
+                      "country": "country", "phonenumber": "phone"}
+
+
+@action("UpdateContact", "ContactApi", "can_put")
+def update_contact(params: Params, actor: Actor) -> dict:
+    contact_id = params.id("contactid", required=True)
+    values = {column: params.raw(parameter) for parameter, column in CONTACT_PARAMETERS.items()
+              if params.has(parameter)}
+    for name, column in EMAIL_PREFERENCES.items():
+        for parameter in (f"email_preferences[{name}]", f"{name}emails"):
+            if params.has(parameter):
+                values[column] = bool(params.bool(parameter))
+    contact = client_accounts.update_contact(contact_id, values, actor=actor)
+    return {"contactid": contact.id}
+
+
+@action("ValidateLogin", "ClientUserApi", "can_get")
+def validate_login(params: Params, actor: Actor) -> dict:
+    """Whether an email and password open a client login; answers the client it owns,
+    never the password hash."""
+    from flask import current_app
+    from werkzeug.security import check_password_hash
+
+    from app.models.clients import ClientUser
+
+    email = params.text("email", required=True)
+    password = params.raw("password2")
+    if not password:
+        raise ApiError("Parameter password2 is required")
+    user = current_app.appbuilder.sm.find_user(email=email.lower()) or \
+        current_app.appbuilder.sm.find_user(username=email.lower())
+    membership = None
+    if user is not None and user.active and user.password and check_password_hash(user.password, password):
+        membership = db.session.scalar(select(ClientUser).where(ClientUser.user_id == user.id)
+                                       .order_by(ClientUser.is_owner.desc(), ClientUser.id).limit(1))
+    if membership is None:
+        raise ApiError("Email or Password Invalid")
+    from app.auth import twofactor
+
+    return {"userid": membership.client_id, "passwordhash": "",
+            "twoFactorEnabled": twofactor.is_enabled(user.id)}

@@ -5,7 +5,7 @@ from sqlalchemy import case, func, select
 
 from app.activity import Actor
 from app.api.whmcs.registry import ApiError, Params, action
-from app.api.whmcs.responses import listing, moment
+from app.api.whmcs.responses import flag, listing, moment
 from app.extensions import db
 from app.models.support import SupportDepartment, Ticket, TicketStatus
 from app.support import tickets as ticket_engine
@@ -155,3 +155,111 @@ def get_support_departments(params: Params, actor: Actor) -> dict:
              "awaitingreply": int(counts.get(department.id, (0, 0))[0]),
              "opentickets": counts.get(department.id, (0, 0))[1]} for department in departments]
     return listing("departments", "department", rows, len(rows))
+
+
+def _ticket(params: Params) -> Ticket:
+    return ticket_engine.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+
+
+@action("AddTicketNote", "TicketNoteApi", "can_post")
+def add_ticket_note(params: Params, actor: Actor) -> dict:
+    if params.text("attachments"):
+        raise ApiError("attachments are not supported by the API yet")
+    ticket = _ticket(params)
+    username = params.text("adminusername")
+    # Without a staff login named, the note is the integration's (the log names it).
+    author = staff_author_named(username) if username else None
+    note = ticket_engine.add_note(ticket, params.raw("message") or "", author, actor=actor)
+    return {"noteid": note.id}
+
+
+@action("UpdateTicket", "TicketApi", "can_put")
+def update_ticket(params: Params, actor: Actor) -> dict:
+    ticket_id = params.id("ticketid", required=True)
+    ticket = ticket_engine.find_ticket(ticket_id)
+    refused = [name for name in ("userid", "name", "email", "cc", "created", "message",
+                                 "customfields") if params.has(name)]
+    if refused:
+        raise ApiError(f"{', '.join(refused)} cannot be changed: a ticket's author and "
+                       "messages stay as written")
+    flag_id = params.int("flag", minimum=0)
+    ticket_engine.update_ticket(
+        ticket, status=params.text("status"), priority=params.text("priority"),
+        department_id=params.id("deptid"), subject=params.raw("subject") if params.has("subject") else None,
+        assigned_to_id=flag_id or None, unassign=bool(params.bool("removeFlag")) or flag_id == 0,
+        actor=actor)
+    return {"ticketid": ticket.id}
+
+
+@action("DeleteTicket", "TicketApi", "can_delete")
+def delete_ticket(params: Params, actor: Actor) -> dict:
+    ticket = ticket_engine.find_ticket(params.id("ticketid", required=True))
+    ticket_engine.delete_ticket(ticket, actor=actor)
+    return {}
+
+
+STATUS_COLOURS = {TicketStatus.OPEN.value: "#779500", TicketStatus.ANSWERED.value: "#000000",
+                  TicketStatus.CUSTOMER_REPLY.value: "#ff6600",
+                  TicketStatus.ON_HOLD.value: "#224488", TicketStatus.IN_PROGRESS.value: "#cc0000",
+                  TicketStatus.CLOSED.value: "#888888"}
+
+
+def _status_counts(department_id: int | None) -> dict[str, int]:
+    query = select(Ticket.status, func.count()).group_by(Ticket.status)
+    if department_id is not None:
+        query = query.where(Ticket.department_id == department_id)
+    return dict(db.session.execute(query).all())
+
+
+@action("GetSupportStatuses", "TicketApi", "can_get")
+def get_support_statuses(params: Params, actor: Actor) -> dict:
+    counts = _status_counts(params.id("deptid"))
+    rows = [{"title": status.value, "count": counts.get(status.value, 0),
+             "color": STATUS_COLOURS[status.value]} for status in TicketStatus]
+    return listing("statuses", "status", rows, len(rows))
+
+
+@action("GetTicketCounts", "TicketApi", "can_get")
+def get_ticket_counts(params: Params, actor: Actor) -> dict:
+    counts = _status_counts(None)
+    departments = db.session.scalars(select(SupportDepartment.id).order_by(SupportDepartment.id)).all()
+    payload = {
+        "filteredDepartments": list(departments),
+        "allActive": sum(n for status, n in counts.items() if status != TicketStatus.CLOSED),
+        "awaitingReply": sum(counts.get(status, 0) for status in AWAITING_REPLY),
+        "flaggedTickets": 0,
+    }
+    if params.bool("includeCountsByStatus"):
+        payload["status"] = {status.value.lower().replace("-", "").replace(" ", ""):
+                             {"title": status.value, "count": counts.get(status.value, 0)}
+                             for status in TicketStatus}
+    return payload
+
+
+@action("AddAnnouncement", "AnnouncementApi", "can_post")
+def add_announcement(params: Params, actor: Actor) -> dict:
+    from app.support.announcements import add_announcement as add
+
+    published_at = params.datetime("date")
+    if published_at is None:
+        raise ApiError("Parameter date is required")
+    row = add(params.text("title", required=True, max_length=255),
+              params.raw("announcement") or "", published_at,
+              published=bool(params.bool("published")), actor=actor)
+    return {"announcementid": row.id}
+
+
+@action("GetAnnouncements", "AnnouncementApi", "can_get")
+def get_announcements(params: Params, actor: Actor) -> dict:
+    from app.models.support import Announcement
+
+    start, limit = params.paging()
+    query = select(Announcement)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.order_by(Announcement.published_at.desc(), Announcement.id.desc())
+                              .offset(start).limit(limit)).all()
+    announcements = [{"id": row.id, "date": moment(row.published_at), "title": row.title,
+                      "announcement": row.body, "published": flag(row.published),
+                      "parentid": 0, "language": "", "created_at": moment(row.created_at),
+                      "updated_at": moment(row.updated_at)} for row in rows]
+    return listing("announcements", "announcement", announcements, total, start)

@@ -17,6 +17,7 @@ from app.billing.stats import month_start
 from app.extensions import db
 from app.models.billing import BillableItem, Quote, QuoteStage
 from app.models.catalog import Currency
+from app.models.clients import Client
 from app.models.orders import CancellationRequest, Order, OrderStatus
 from app.models.support import SupportDepartment, Ticket, TicketStatus
 from app.models.system import ActivityLog, Setting
@@ -206,3 +207,231 @@ def set_configuration_value(params: Params, actor: Actor) -> dict:
         log("setting_changed", f"Setting {name} changed", None,
             before={name: before}, after={name: after}, actor=actor)
     return {"value_changed": after != before}
+
+
+@action("LogActivity", "ActivityLogApi", "can_post")
+def log_activity(params: Params, actor: Actor) -> dict:
+    description = params.text("description", required=True, max_length=2000)
+    client_id = params.id("clientid")
+    if client_id is not None and db.session.get(Client, client_id) is None:
+        raise ApiError("Client ID Not Found")
+    log("api_log", description, None, client_id=client_id, actor=actor)
+    return {}
+
+
+# Template type -> how the id parameter of SendEmail finds the client and the merge fields.
+def _email_target(kind: str, related_id: int) -> tuple[int, dict, tuple[str, int]]:
+    from app.billing.invoicing import invoice_email_context
+    from app.models.billing import Invoice
+    from app.models.domains import Domain
+    from app.models.orders import Service
+
+    if kind == "invoice":
+        invoice = db.session.get(Invoice, related_id)
+        if invoice is None:
+            raise ApiError("Invoice ID Not Found")
+        return invoice.client_id, invoice_email_context(invoice), ("invoice", invoice.id)
+    if kind == "product":
+        service = db.session.get(Service, related_id)
+        if service is None:
+            raise ApiError("Service ID Not Found")
+        return service.client_id, {"service_id": service.id, "service_domain": service.domain or "",
+                                   "service_product_name": service.product.name}, ("service", service.id)
+    if kind == "domain":
+        domain = db.session.get(Domain, related_id)
+        if domain is None:
+            raise ApiError("Domain ID Not Found")
+        return domain.client_id, {"domain_id": domain.id, "domain_name": domain.name}, ("domain", domain.id)
+    if kind == "support":
+        ticket = db.session.get(Ticket, related_id)
+        if ticket is None or ticket.client_id is None:
+            raise ApiError("Ticket ID Not Found")
+        return ticket.client_id, {"ticket_id": ticket.tid, "ticket_subject": ticket.subject}, ("ticket", ticket.id)
+    client = db.session.get(Client, related_id)
+    if client is None:
+        raise ApiError("Client ID Not Found")
+    return client.id, {}, ("client", client.id)
+
+
+@action("SendEmail", "EmailLogApi", "can_post")
+def send_email(params: Params, actor: Actor) -> dict:
+    from app.models.system import EmailTemplate
+    from app.notifications.custom import queue_custom_email
+    from app.notifications.queue import queue_email
+
+    related_id = params.id("id", required=True)
+    name = params.text("messagename")
+    if name:
+        template = db.session.scalar(select(EmailTemplate).where(EmailTemplate.name == name).limit(1))
+        if template is None:
+            raise ApiError("Email Template not found")
+        client_id, context, related = _email_target(template.type, related_id)
+        queued = queue_email(name, client_id, context, related=related)
+        if queued is None:
+            raise ApiError("Email Send Aborted: the template is disabled")
+    else:
+        kind = params.text("customtype", required=True).lower()
+        if kind not in ("general", "product", "domain", "invoice", "support"):
+            raise ApiError("Parameter customtype must be general, product, domain, invoice or support")
+        client_id, context, related = _email_target(kind, related_id)
+        client = db.session.get(Client, client_id)
+        queued = queue_custom_email(params.text("customsubject", required=True),
+                                    params.raw("custommessage") or "", client.email,
+                                    client_id=client_id, context=context, related=related)
+    log("email_queued", f"Email {queued.subject!r} queued for {queued.to_address}", None,
+        client_id=queued.client_id, actor=actor)
+    return {}
+
+
+ADMIN_EMAIL_ROLES = {"system": ("Admin",), "account": ("Admin", "Finance"),
+                     "support": ("Admin", "Support")}
+
+
+@action("SendAdminEmail", "EmailLogApi", "can_post")
+def send_admin_email(params: Params, actor: Actor) -> dict:
+    from flask import current_app
+
+    from app.notifications.custom import queue_custom_email
+    from app.notifications.queue import queue_email
+
+    kind = (params.text("type") or "system").lower()
+    if kind not in ADMIN_EMAIL_ROLES:
+        raise ApiError("Parameter type must be system, account or support")
+    name = params.text("messagename")
+    subject, message = params.text("customsubject"), params.raw("custommessage")
+    if not name and not (subject and message):
+        raise ApiError("A messagename, or a customsubject and custommessage, are required")
+    user_model = current_app.appbuilder.sm.user_model
+    staff = [user for user in db.session.scalars(select(user_model).where(user_model.active.is_(True)))
+             if user.email and {role.name for role in user.roles} & set(ADMIN_EMAIL_ROLES[kind])]
+    if not staff:
+        raise ApiError("No staff member receives this type of email")
+    for user in staff:
+        if name:
+            queue_email(name, None, {"admin_name": user.first_name}, to_address=user.email)
+        else:
+            queue_custom_email(subject, message, user.email, context={"admin_name": user.first_name})
+    log("admin_email_queued", f"Staff email ({kind}) queued for {len(staff)} staff", None,
+        actor=actor)
+    return {}
+
+
+@action("GetEmailTemplates", "EmailTemplateApi", "can_get")
+def get_email_templates(params: Params, actor: Actor) -> dict:
+    from app.models.system import EmailTemplate
+
+    query = select(EmailTemplate)
+    kind, language = params.text("type"), params.text("language")
+    if kind:
+        query = query.where(EmailTemplate.type == kind)
+    if language:
+        query = query.where(EmailTemplate.language == language)
+    rows = [{"id": row.id, "name": row.name, "subject": row.subject, "custom": bool(row.custom),
+             "type": row.type, "language": row.language, "disabled": bool(row.disabled)}
+            for row in db.session.scalars(query.order_by(EmailTemplate.type, EmailTemplate.name))]
+    return listing("emailtemplates", "emailtemplate", rows, len(rows))
+
+
+@action("GetEmails", "EmailLogApi", "can_get")
+def get_emails(params: Params, actor: Actor) -> dict:
+    from app.models.system import EmailMessage
+
+    client_id = params.id("clientid", required=True)
+    start, limit = params.paging()
+    query = select(EmailMessage).where(EmailMessage.client_id == client_id)
+    when = params.date("date")
+    if when:
+        midnight = datetime.combine(when, datetime.min.time())
+        query = query.where(EmailMessage.created_at >= midnight,
+                            EmailMessage.created_at < midnight + timedelta(days=1))
+    subject = params.text("subject")
+    if subject:
+        query = query.where(func.lower(EmailMessage.subject).contains(subject.lower(), autoescape=True))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.order_by(EmailMessage.id.desc()).offset(start).limit(limit)).all()
+    emails = [{"id": row.id, "userid": row.client_id, "subject": row.subject,
+               "message": row.body_html, "date": moment(row.created_at), "to": row.to_address,
+               "cc": row.cc or "", "bcc": "", "attachments": [],
+               "pending": 1 if row.status == "queued" else 0} for row in rows]
+    return listing("emails", "email", emails, total, start)
+
+
+@action("GetAdminUsers", "UserApi", "can_get")
+def get_admin_users(params: Params, actor: Actor) -> dict:
+    from flask import current_app
+
+    from app.auth import twofactor
+    from app.auth.roles import STAFF_ROLES
+
+    sm = current_app.appbuilder.sm
+    query = select(sm.user_model).order_by(sm.user_model.id)
+    email = params.text("email")
+    if email:
+        query = query.where(func.lower(sm.user_model.email) == email.lower())
+    if not params.bool("include_disabled"):
+        query = query.where(sm.user_model.active.is_(True))
+    role_id = params.id("roleid")
+    users = []
+    for user in db.session.scalars(query):
+        roles = [role for role in user.roles if role.name in STAFF_ROLES or role.name != "Client"]
+        if not roles or (role_id is not None and role_id not in {role.id for role in roles}):
+            continue
+        users.append({"id": user.id, "roleId": roles[0].id, "roleName": roles[0].name,
+                      "username": user.username, "firstname": user.first_name,
+                      "lastname": user.last_name, "email": user.email,
+                      "twoFactorAuthModule": "totp" if twofactor.is_enabled(user.id) else "",
+                      "isDisabled": not user.active, "loginAttempts": user.fail_login_count or 0,
+                      "lastLogin": moment(user.last_login)})
+    return {"count": len(users), "admin_users": users}
+
+
+@action("GetAutomationLog", "AutomationRunApi", "can_get")
+def get_automation_log(params: Params, actor: Actor) -> dict:
+    from app.models.system import AutomationRun
+
+    end = params.date("enddate") or business_today()
+    start = params.date("startdate") or end
+    if start > end:
+        raise ApiError("startdate is after enddate")
+    runs = db.session.scalars(select(AutomationRun).where(
+        AutomationRun.run_date >= start, AutomationRun.run_date <= end)
+        .order_by(AutomationRun.run_date, AutomationRun.step, AutomationRun.chunk)).all()
+    statistics: dict = {}
+    for run in runs:
+        step = statistics.setdefault(run.step, {"runs": 0, "failed": 0, "counts": {}})
+        step["runs"] += 1
+        step["failed"] += 1 if run.status == "failed" else 0
+        for key, value in (run.counts or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                step["counts"][key] = step["counts"].get(key, 0) + value
+    return {"currentDatetime": moment(datetime.now().replace(microsecond=0)),
+            "startdate": start.isoformat(), "enddate": end.isoformat(), "statistics": statistics}
+
+
+@action("GetServers", "ServerApi", "can_get")
+def get_servers(params: Params, actor: Actor) -> dict:
+    """The servers and how full they are; never their passwords or API tokens."""
+    from app.models.catalog import Server
+    from app.models.orders import Service, ServiceStatus
+
+    query = select(Server).order_by(Server.id)
+    service_id = params.id("serviceId")
+    if service_id is not None:
+        service = db.session.get(Service, service_id)
+        if service is None:
+            raise ApiError("Service ID Not Found")
+        query = query.where(Server.id == service.server_id)
+    active = dict(db.session.execute(
+        select(Service.server_id, func.count()).where(
+            Service.server_id.is_not(None),
+            Service.status.in_((ServiceStatus.ACTIVE.value, ServiceStatus.SUSPENDED.value)))
+        .group_by(Service.server_id)).all())
+    rows = []
+    for server in db.session.scalars(query):
+        count = active.get(server.id, 0)
+        rows.append({"id": server.id, "name": server.name, "hostname": server.hostname,
+                     "ipaddress": server.ip_address or "", "active": not server.disabled,
+                     "activeServices": count, "maxAccounts": server.max_accounts,
+                     "percentUsed": round(100 * count / server.max_accounts) if server.max_accounts else 0,
+                     "module": server.module})
+    return {"servers": rows, "fetchStatus": False}
