@@ -189,7 +189,7 @@ def register_portal(app: Flask) -> None:
     # The view modules add their routes to the blueprint when imported.
     from app.portal import auth, support, views  # noqa: F401
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
-    from app.portal import emails, security  # noqa: F401
+    from app.portal import emails, security, service_actions  # noqa: F401
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)
