@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -510,3 +511,94 @@ def sync_domains(as_of: date, client_id_range: ClientRange | None = None,
         return counts
 
     return in_client_chunks(chunk, client_id_range)
+
+
+# Staff edits of the domain record (WHMCS's UpdateClientDomain)
+
+DETAIL_COLUMNS = {
+    "name", "type", "status", "registrar", "registration_date", "expiry_date", "next_due_date",
+    "registration_period", "first_payment_amount", "recurring_amount", "payment_method",
+    "dns_management", "email_forwarding", "id_protection", "do_not_renew", "notes",
+}
+_MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
+
+
+def update_domain_details(domain_id: int, values: dict, actor: Actor | None = None) -> dict:
+    """Change the given columns of a domain record (no registrar call); returns what
+    changed. Moving the next due date moves the next invoice date with it."""
+    from app.billing.due_dates import invoice_date_follows_due_date
+    from app.registrars.availability import normalise_domain
+
+    domain = _lock(domain_id)
+    unknown = set(values) - DETAIL_COLUMNS
+    if unknown:
+        raise DomainActionError(f"{', '.join(sorted(unknown))} cannot be changed this way")
+    values = dict(values)
+    if "name" in values:
+        values["name"] = normalise_domain(values["name"] or "")
+        taken = db.session.scalar(select(Domain.id).where(Domain.name == values["name"],
+                                                          Domain.id != domain.id))
+        if taken:
+            raise DomainActionError(f"{values['name']} belongs to another domain record")
+    if "type" in values and values["type"] not in ("Register", "Transfer"):
+        raise DomainActionError("the type is Register or Transfer")
+    if "status" in values and values["status"] not in {s.value for s in DomainStatus}:
+        raise DomainActionError(f"unknown domain status {values['status']!r}")
+    if values.get("registrar") and not _MODULE_NAME.match(values["registrar"]):
+        raise DomainActionError("a registrar module name is lowercase letters, digits and "
+                                "underscores")
+    if "registration_period" in values:
+        values["registration_period"] = _years(values["registration_period"], 1)
+    for name in ("recurring_amount", "first_payment_amount"):
+        if name in values and (values[name] is None or values[name] < 0):
+            raise DomainActionError(f"the {name.replace('_', ' ')} cannot be negative")
+    before = {name: getattr(domain, name) for name in values}
+    changed = {name: value for name, value in values.items() if before[name] != value}
+    for name, value in changed.items():
+        setattr(domain, name, value)
+    invoice_date_follows_due_date(domain)
+    db.session.flush()
+    if changed:
+        log("domain_updated", f"Domain {domain.name}: {', '.join(sorted(changed))} changed",
+            domain, before={name: before[name] for name in changed}, after=changed, actor=actor)
+    return changed
+
+
+def renewal_price(domain_id: int):
+    """The renewal price of the domain's TLD for its period, in its client's currency
+    (None when the TLD has no such price)."""
+    from app.models.clients import Client
+    from app.models.domains import TldPricing
+
+    domain = db.session.get(Domain, domain_id)
+    tld = tld_of(domain) if domain is not None else None
+    if tld is None:
+        return None
+    currency_id = db.session.scalar(select(Client.currency_id).where(Client.id == domain.client_id))
+    return db.session.scalar(select(TldPricing.renew_price).where(
+        TldPricing.tld_id == tld.id, TldPricing.currency_id == currency_id,
+        TldPricing.years == domain.registration_period))
+
+
+# Reading from the registrar (API)
+
+def registrar_nameservers(domain_id: int) -> list[str]:
+    """The nameservers the registrar has (the recorded ones when there is no module)."""
+    domain = _lock(domain_id)
+    if not has_module(domain):
+        return domain.nameserver_list
+    try:
+        return list(module_for(domain).get_nameservers(domain.name).nameservers)
+    except RegistrarError as error:
+        raise DomainActionError(f"the registrar did not give the nameservers: {error}") from None
+
+
+def registrar_lock_status(domain_id: int) -> bool:
+    """Whether the registrar has the transfer lock on (the recorded value without module)."""
+    domain = _lock(domain_id)
+    if not has_module(domain):
+        return bool(domain.registrar_lock)
+    try:
+        return module_for(domain).get_lock(domain.name).locked
+    except RegistrarError as error:
+        raise DomainActionError(f"the registrar did not give the lock status: {error}") from None

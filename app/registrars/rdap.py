@@ -107,3 +107,34 @@ def event_date(record: dict, action: str) -> date | None:
             except ValueError:
                 return None
     return None
+
+
+def describe(record: dict) -> str:
+    """A short plain-text account of an RDAP domain record (for WHOIS-style answers)."""
+    lines = [f"Domain Name: {str(record.get('ldhName') or '').lower()}"]
+    statuses = [str(s) for s in record.get("status") or []]
+    if statuses:
+        lines.append(f"Status: {', '.join(statuses)}")
+    for action, label in (("registration", "Created"), ("last changed", "Updated"),
+                          ("expiration", "Expires")):
+        day = event_date(record, action)
+        if day:
+            lines.append(f"{label}: {day.isoformat()}")
+    for entity in record.get("entities") or []:
+        if isinstance(entity, dict) and "registrar" in (entity.get("roles") or []):
+            name = _vcard_name(entity)
+            if name:
+                lines.append(f"Registrar: {name}")
+    for server in record.get("nameservers") or []:
+        if isinstance(server, dict) and server.get("ldhName"):
+            lines.append(f"Name Server: {str(server['ldhName']).lower()}")
+    return "\n".join(lines)
+
+
+def _vcard_name(entity: dict) -> str:
+    card = entity.get("vcardArray")
+    if isinstance(card, list) and len(card) == 2 and isinstance(card[1], list):
+        for item in card[1]:
+            if isinstance(item, list) and len(item) >= 4 and item[0] == "fn":
+                return str(item[3])
+    return ""

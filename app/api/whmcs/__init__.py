@@ -19,6 +19,7 @@ from app.activity import Actor
 from app.api.credentials import ApiAuthError, authenticate, mark_used, role_allows
 from app.api.whmcs import billing, clients, orders, support, system  # noqa: F401  (registers actions)
 from app.api.whmcs import catalog, quotes, services  # noqa: F401  (registers actions)
+from app.api.whmcs import domains  # noqa: F401  (registers the domain actions)
 from app.api.whmcs.registry import ACTIONS, ApiError, Params
 from app.api.whmcs.responses import RESPONSE_TYPES, render
 from app.extensions import db
