@@ -230,10 +230,12 @@ def _order_email(order: Order) -> None:
 def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: str | None,
                  apply_credit: bool = False, actor: Actor | None = None, notes: str | None = None,
                  *, create_invoice: bool = True, send_email: bool = True,
-                 today: date | None = None) -> Order:
+                 setup_on_order: bool = True, today: date | None = None) -> Order:
     """Validate the cart (OrderError), then create the order, its items, the Pending
     services/addons/domains, the invoice (unless create_invoice is False), count the
-    promotion use, run the fraud check, and log. Flushes; the caller commits."""
+    promotion use, run the fraud check, and log. setup_on_order False leaves products
+    set to "set up on order" for an explicit accept (WHMCS's AddOrder does so).
+    Flushes; the caller commits."""
     actor = actor or Actor.system()
     today = today or business_today()
     client = _client(client_id)
@@ -272,7 +274,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
             item = OrderItem(kind="domain", description=line.description, domain_id=row.id)
         made.append(row)
         item.billing_cycle = line.cycle or f"{line.years} Year(s)"
-        item.amount, item.setup_fee, item.discount = line.recurring_amount, line.setup_fee, line.discount
+        item.amount, item.setup_fee, item.discount = line.first_amount, line.setup_fee, line.discount
         order.items.append(item)
         invoice_lines += _invoice_lines(line, row.id, promotion, quote.promotion and quote.promotion[1])
     db.session.flush()
@@ -293,7 +295,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
         _invoice(order, invoice_lines, method, apply_credit, actor, today)
     if send_email:
         _order_email(order)
-    _after_checkout(order, paid=nothing_to_pay, actor=actor)
+    _after_checkout(order, paid=nothing_to_pay, setup_on_order=setup_on_order, actor=actor)
     return order
 
 
@@ -313,12 +315,12 @@ def _invoice(order: Order, lines: list[InvoiceLine], method: str, apply_credit: 
     order.amount = invoice.total
 
 
-def _after_checkout(order: Order, paid: bool, actor: Actor) -> None:
+def _after_checkout(order: Order, paid: bool, setup_on_order: bool, actor: Actor) -> None:
     """A free order counts as paid at once; products set to set up on order are set
     up now (domains wait for the payment)."""
     from app.orders import lifecycle
 
     if paid:
         lifecycle.order_paid(order, actor=actor)
-    elif order.status == OrderStatus.PENDING and lifecycle.sets_up_on_order(order):
+    elif setup_on_order and order.status == OrderStatus.PENDING and lifecycle.sets_up_on_order(order):
         lifecycle.accept_order(order.id, actor=actor, register_domains=False, reason="set up on order")

@@ -1,21 +1,29 @@
-"""WHMCS API actions of the Products and Orders areas: the catalog, TLD pricing, and
-the module commands on a service. (AddOrder and AcceptOrder wait for the order engine.)"""
+"""WHMCS API actions of the Products and Orders areas: the catalog, TLD pricing, the
+module commands on a service, and the orders (AddOrder ... GetOrderStatuses) through
+the order engine (app.orders)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import base64
+import re
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.activity import Actor
 from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, find_client
 from app.api.whmcs.registry import ApiError, Params, action
-from app.api.whmcs.responses import amount, listing, rate
+from app.api.whmcs.responses import amount, listing, moment, rate
 from app.extensions import db
 from app.models.catalog import (
     BillingCycle, ConfigOption, ConfigOptionGroup, ConfigOptionValue, Currency, PaymentType,
     Product,
 )
-from app.models.domains import Tld
+from app.models.domains import Domain, Tld
+from app.models.orders import Order, OrderStatus, Service, ServiceAddon
 from app.models.system import CustomField
+from app.orders import lifecycle
+from app.orders.cart import DOMAIN, PRODUCT, Cart, CartLine
+from app.orders.checkout import create_order
 from app.provisioning import service_commands
 
 # WHMCS's pricing keys for each cycle: the price, then the setup fee.
@@ -169,3 +177,250 @@ def module_unsuspend(params: Params, actor: Actor) -> dict:
 def module_terminate(params: Params, actor: Actor) -> dict:
     service_commands.terminate_service(params.id("accountid", required=True), actor=actor)
     return {}
+
+
+# Orders (app.orders engine)
+
+_CONFIG_OPTION_KEY = re.compile(r"^configoptions\[(\d+)\]\[(\d+)\]$")
+_PHP_TOKEN = re.compile(r'i:(-?\d+);|s:(\d+):"')
+
+
+def php_unserialize_int_map(text: str) -> dict[int, int]:
+    """{option id: value} from PHP's serialize() of a flat array of numbers, the form
+    WHMCS clients send configoptions in (a:2:{i:4;i:12;i:5;s:1:"3";}). Only this
+    shape is read: nothing is ever executed or instantiated."""
+    match = re.fullmatch(r"a:(\d+):\{(.*)\}", text.strip(), re.S)
+    if not match:
+        raise ApiError("configoptions must be a base64 encoded serialized array")
+    body, values, position = match[2], [], 0
+    while position < len(body):
+        token = _PHP_TOKEN.match(body, position)
+        if token is None:
+            raise ApiError("configoptions must be a base64 encoded serialized array of numbers")
+        if token[1] is not None:
+            values.append(token[1])
+            position = token.end()
+        else:
+            length, start = int(token[2]), token.end()
+            values.append(body[start:start + length])
+            position = start + length
+            if body[position:position + 2] != '";':
+                raise ApiError("configoptions: a serialized string is malformed")
+            position += 2
+    if len(values) != 2 * int(match[1]) or not all(re.fullmatch(r"-?\d+", v) for v in values):
+        raise ApiError("configoptions must map option ids to value ids or quantities")
+    return {int(values[i]): int(values[i + 1]) for i in range(0, len(values), 2)}
+
+
+def _config_options(params: Params, index: int, raw: str | None) -> dict[int, int]:
+    chosen: dict[int, int] = {}
+    if raw:
+        try:
+            decoded = base64.b64decode(raw, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(f"configoptions[{index}] is not base64") from None
+        chosen.update(php_unserialize_int_map(decoded))
+    for key in params.form:  # the documented array form: configoptions[0][12]=5
+        match = _CONFIG_OPTION_KEY.match(key)
+        if match and int(match[1]) == index:
+            value = (params.form.get(key) or "").strip()
+            if not re.fullmatch(r"\d{1,9}", value):
+                raise ApiError(f"Parameter {key} must be a whole number")
+            chosen[int(match[2])] = int(value)
+    return chosen
+
+
+def _ids(text: str | None, name: str) -> list[int]:
+    parts = [part.strip() for part in (text or "").split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise ApiError(f"Parameter {name} must be a comma-separated list of ids")
+    return [int(part) for part in parts]
+
+
+def _indexed_values(params: Params, name: str) -> dict[int, str]:
+    """name[0], name[1]... (or name[] repeated, numbered in order) by index."""
+    found = {index: value for index, value in params.indexed(name).items()}
+    for offset, value in enumerate(params.form.getlist(f"{name}[]")):
+        found.setdefault(offset, value)
+    if name in params.form and 0 not in found:
+        found[0] = params.form.get(name)  # a single product may come without brackets
+    return {index: (value or "").strip() for index, value in found.items()}
+
+
+def _flags(params: Params, name: str) -> dict[int, bool]:
+    return {index: value.lower() in ("1", "true", "on", "yes") for index, value in _indexed_values(params, name).items()}
+
+
+def cart_from_params(params: Params, currency_code: str) -> Cart:
+    """The cart AddOrder describes: product i (pid[i], billingcycle[i], domain[i],
+    configoptions[i], addons[i], qty[i]) and, where domaintype[i] is set, the
+    registration or transfer of domain[i] (regperiod[i], eppcode[i])."""
+    pids, cycles = _indexed_values(params, "pid"), _indexed_values(params, "billingcycle")
+    domains, types = _indexed_values(params, "domain"), _indexed_values(params, "domaintype")
+    periods, epp = _indexed_values(params, "regperiod"), _indexed_values(params, "eppcode")
+    addons, quantities = _indexed_values(params, "addons"), _indexed_values(params, "qty")
+    options = _indexed_values(params, "configoptions")
+    id_protection, dns = _flags(params, "idprotection"), _flags(params, "dnsmanagement")
+    lines = []
+    for index in sorted(set(pids) | set(types)):
+        pid, domain = pids.get(index), domains.get(index) or None
+        if pid:
+            if not pid.isdigit():
+                raise ApiError(f"Parameter pid[{index}] must be a product id")
+            quantity = quantities.get(index) or "1"
+            if not quantity.isdigit():
+                raise ApiError(f"Parameter qty[{index}] must be a whole number")
+            lines.append(CartLine(PRODUCT, int(pid), cycles.get(index) or None, quantity=int(quantity),
+                                  config_options=_config_options(params, index, options.get(index)),
+                                  addon_ids=_ids(addons.get(index), f"addons[{index}]"), domain=domain))
+        if types.get(index):
+            kind = types[index].lower()
+            if kind not in ("register", "transfer"):
+                raise ApiError(f"Parameter domaintype[{index}] must be register or transfer")
+            if not domain:
+                raise ApiError(f"Parameter domain[{index}] is required for a domain {kind}")
+            period = periods.get(index) or "1"
+            if not period.isdigit():
+                raise ApiError(f"Parameter regperiod[{index}] must be a number of years")
+            lines.append(CartLine(DOMAIN, domain=domain, domain_action=kind, years=int(period),
+                                  epp_code=epp.get(index) or None, id_protection=id_protection.get(index, False),
+                                  dns_management=dns.get(index, False)))
+    if not lines:
+        raise ApiError("No items added to cart so order cannot proceed")
+    return Cart(currency_code, lines, promo_code=params.text("promocode", max_length=50))
+
+
+@action("AddOrder", "OrderApi", "can_post")
+def add_order(params: Params, actor: Actor) -> dict:
+    client = find_client(params)
+    method = params.text("paymentmethod", required=True, max_length=50)
+    cart = cart_from_params(params, client.currency.code)
+    order = create_order(cart, client.id, method, params.text("clientip", max_length=45),
+                         apply_credit=bool(params.bool("applycredit", False)), actor=actor,
+                         create_invoice=not params.bool("noinvoice", False),
+                         send_email=not params.bool("noemail", False), setup_on_order=False)
+    services = db.session.scalars(select(Service.id).where(Service.order_id == order.id)
+                                  .order_by(Service.id)).all()
+    addons = db.session.scalars(select(ServiceAddon.id).where(ServiceAddon.service_id.in_(services or [0]))
+                                .order_by(ServiceAddon.id)).all()
+    domains = db.session.scalars(select(Domain.id).where(Domain.order_id == order.id).order_by(Domain.id)).all()
+    joined = lambda ids: ",".join(str(i) for i in ids)  # noqa: E731
+    return {"orderid": order.id, "productids": joined(services), "serviceids": joined(services),
+            "addonids": joined(addons), "domainids": joined(domains), "invoiceid": order.invoice_id or 0}
+
+
+def _order_id(params: Params) -> int:
+    return params.id("orderid", required=True)
+
+
+@action("AcceptOrder", "OrderApi", "can_accept")
+def accept_order(params: Params, actor: Actor) -> dict:
+    lifecycle.accept_order(_order_id(params), actor=actor,
+                           run_module=params.bool("autosetup", True),
+                           send_email=params.bool("sendemail", True),
+                           register_domains=params.bool("sendregistrar", True))
+    return {}
+
+
+@action("PendingOrder", "OrderApi", "can_accept")
+def pending_order(params: Params, actor: Actor) -> dict:
+    lifecycle.set_pending(_order_id(params), actor=actor, reason="through the API")
+    return {}
+
+
+@action("CancelOrder", "OrderApi", "can_cancel")
+def cancel_order(params: Params, actor: Actor) -> dict:
+    lifecycle.cancel_order(_order_id(params), actor=actor, reason="through the API")
+    return {}
+
+
+@action("FraudOrder", "OrderApi", "can_cancel")
+def fraud_order(params: Params, actor: Actor) -> dict:
+    lifecycle.mark_fraud(_order_id(params), actor=actor, reason="through the API")
+    return {}
+
+
+@action("DeleteOrder", "OrderApi", "can_delete")
+def delete_order(params: Params, actor: Actor) -> dict:
+    lifecycle.delete_order(_order_id(params), actor=actor)
+    return {}
+
+
+def _payment_status(order: Order) -> str:
+    invoice = order.invoice
+    return invoice.status if invoice is not None else ""
+
+
+def _line_items(order: Order) -> list[dict]:
+    items = []
+    for item in sorted(order.items, key=lambda row: row.id):
+        if item.kind == "domain":
+            row, kind, relid = item.domain, "domain", item.domain_id
+            product, domain = ("Domain Transfer" if row and row.type == "Transfer" else "Domain Registration"), \
+                (row.name if row else "")
+        elif item.kind == "addon":
+            kind, relid = "addon", item.service_addon_id
+            row = db.session.get(ServiceAddon, relid) if relid else None
+            product, domain = (row.name if row else item.description), (row.service.domain if row else "")
+        else:
+            row, kind, relid = item.service, "product", item.service_id
+            product = row.product.name if row else item.description
+            domain = (row.domain or "") if row else ""
+        items.append({"type": kind, "relid": relid or 0,
+                      "producttype": PRODUCT_TYPE_NAMES.get(row.product.type, row.product.type)
+                      if kind == "product" and row else ("Domain" if kind == "domain" else "Addon"),
+                      "product": product, "domain": domain, "billingcycle": item.billing_cycle or "",
+                      "amount": amount(item.amount + item.setup_fee - item.discount),
+                      "status": row.status if row else ""})
+    return items
+
+
+def order_row(order: Order) -> dict:
+    currency = order.currency
+    promotion = order.promotion
+    return {
+        "id": order.id, "ordernum": order.order_number, "userid": order.client_id,
+        "contactid": 0, "date": moment(order.created_at), "amount": amount(order.amount),
+        "promocode": promotion.code if promotion else "",
+        "promotype": promotion.type if promotion else "",
+        "promovalue": amount(promotion.value) if promotion else "",
+        "paymentmethod": order.payment_method or "", "invoiceid": order.invoice_id or 0,
+        "status": order.status, "ipaddress": order.ip_address or "",
+        "fraudmodule": "builtin" if order.fraud_output else "",
+        "fraudoutput": order.fraud_output or "", "frauddata": str(order.fraud_score or 0),
+        "notes": order.notes or "", "paymentstatus": _payment_status(order),
+        "name": order.client.full_name, "currencyprefix": currency.prefix,
+        "currencysuffix": currency.suffix,
+        "lineitems": {"lineitem": _line_items(order)},
+    }
+
+
+@action("GetOrders", "OrderApi", "can_get")
+def get_orders(params: Params, actor: Actor) -> dict:
+    start, limit = params.paging()
+    query = select(Order)
+    if params.id("id") is not None:
+        query = query.where(Order.id == params.id("id"))
+    if params.id("userid") is not None:
+        query = query.where(Order.client_id == params.id("userid"))
+    status = params.text("status")
+    if status:
+        if status not in {s.value for s in OrderStatus}:
+            raise ApiError(f"Invalid status {status}: one of {', '.join(s.value for s in OrderStatus)}")
+        query = query.where(Order.status == status)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    orders = db.session.scalars(query.options(selectinload(Order.items)).order_by(Order.id.desc())
+                                .offset(start).limit(limit)).all()
+    return listing("orders", "order", [order_row(order) for order in orders], total, start)
+
+
+STATUS_COLOURS = {OrderStatus.PENDING: "#cc0000", OrderStatus.ACTIVE: "#779500",
+                  OrderStatus.FRAUD: "#000000", OrderStatus.CANCELLED: "#888888"}
+
+
+@action("GetOrderStatuses", "OrderApi", "can_get")
+def get_order_statuses(params: Params, actor: Actor) -> dict:
+    counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    rows = [{"title": status.value, "color": colour, "count": counts.get(status.value, 0)}
+            for status, colour in STATUS_COLOURS.items()]
+    return {"totalresults": len(rows), "statuses": {"status": rows}}
