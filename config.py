@@ -76,6 +76,8 @@ class Config:
     AUTH_RATE_LIMITED = env_bool("AUTH_RATE_LIMITED", True)
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 20 second")
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    # The REST API's limit per API key or JWT user (Flask-Limiter notation).
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "300 per minute")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
         REDIS_URL or "memory://"
     )
@@ -114,6 +116,8 @@ class Config:
     MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
     # Without MAIL_SERVER, email is written to this folder as .eml files.
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR")
+    # Background report exports are kept here (default instance/report_exports).
+    REPORT_EXPORT_FOLDER = os.environ.get("REPORT_EXPORT_FOLDER")
 
 
 class TestConfig(Config):

@@ -29,3 +29,12 @@ def send_due_report_schedules(now_iso: str | None = None) -> list[dict]:
     return [{"schedule_id": outcome.schedule_id, "period": outcome.period,
              "status": outcome.status, "messages": outcome.messages, "error": outcome.error}
             for outcome in send_due(now)]
+
+
+@celery.task(name="app.report_tasks.make_report_export")
+def make_report_export(job_id: int) -> str:
+    """Make one background export (reports.jobs): its progress is kept in its row;
+    running it again for a finished job does nothing."""
+    from reports.jobs import make_export
+
+    return make_export(job_id)

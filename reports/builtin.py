@@ -358,12 +358,12 @@ BUILTIN_REPORTS: tuple[BuiltinReport, ...] = (
         "Tickets, answered and closed, average hours to the first staff response and to "
         "closing, and the clients' ratings of staff replies, per department.",
         _definition("tickets", builtin="ticket_metrics", params={"by": "department"}),
-        shared_roles="Support,Manager"),
+        shared_roles="Finance,Manager,Support"),
     BuiltinReport(
         "ticket_metrics_by_staff", "Ticket metrics by staff",
         "The same ticket figures per assigned staff member.",
         _definition("tickets", builtin="ticket_metrics", params={"by": "staff"}),
-        shared_roles="Support,Manager"),
+        shared_roles="Finance,Manager,Support"),
     BuiltinReport(
         "ticket_times_by_month", "Ticket response and resolution times",
         "Tickets opened per month, with the average hours to the first staff response "
@@ -375,7 +375,7 @@ BUILTIN_REPORTS: tuple[BuiltinReport, ...] = (
                               {"agg": "avg", "column": "resolution_hours",
                                "label": "Hours to resolution"}],
                     chart="line"),
-        shared_roles="Support,Manager"),
+        shared_roles="Finance,Manager,Support"),
 )
 BUILTINS_BY_KEY = {report.key: report for report in BUILTIN_REPORTS}
 

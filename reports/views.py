@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 
 import plotly
 from flask import (
-    Blueprint, abort, current_app, flash, redirect, request, send_from_directory, url_for,
+    Blueprint, abort, current_app, flash, jsonify, redirect, request, send_file,
+    send_from_directory, url_for,
 )
 from flask_appbuilder import BaseView, expose, has_access
 from flask_login import current_user
@@ -30,7 +31,8 @@ from reports.builtin import (
 )
 from reports.charts import figure_for
 from reports.datasets import DATASETS
-from reports.exports import FORMATS, export
+from reports.exports import FORMATS, MIME_TYPES, export
+from reports.jobs import ExportNotFound, get_job, job_file, job_status, request_export
 from reports.saved import (
     ReportNotFound, can_edit, clone_report, delete_report, get_visible, save_report,
     visible_reports,
@@ -69,6 +71,29 @@ def _send(result, fmt: str):
     return response
 
 
+# PDFs are always made by a worker; Excel files of more rows than this too.
+BACKGROUND_FORMATS = ("pdf",)
+DIRECT_EXCEL_ROWS = 5_000
+
+
+def _background_only(fmt: str):
+    return current_app.response_class(
+        f"This {fmt.upper()} file is made in the background: use the {fmt.upper()} button of "
+        f"the report, which prepares it and offers it when it is ready.", status=400,
+        mimetype="text/plain")
+
+
+def _start_job(definition: ReportDefinition, title: str, report):
+    """Ask for a background export and go to its progress page."""
+    fmt = request.form.get("fmt", "")
+    try:
+        job = request_export(current_user, definition, fmt, title, business_today(), report)
+    except ReportError as exc:
+        db.session.rollback()
+        return _refusal(exc)
+    return redirect(url_for("ReportExportView.show", job_id=job.id), code=303)
+
+
 def _refusal(error: ReportError):
     """Why a download cannot be made, as plain text (it may quote the request)."""
     return current_app.response_class("; ".join(error.errors), status=400,
@@ -99,7 +124,8 @@ class ReportListView(BaseView):
         context = {"report": report, "errors": [], "form": CsrfForm(),
                    "editable": can_edit(current_user, report),
                    "download_urls": {fmt: url_for("ReportListView.download", report_id=report.id,
-                                                  fmt=fmt) for fmt in FORMATS}}
+                                                  fmt=fmt) for fmt in FORMATS},
+                   "job_url": url_for("ReportListView.export_job", report_id=report.id)}
         try:
             result = run_report(ReportDefinition.from_dict(report.definition), report.name)
             context.update(_page(result))
@@ -113,11 +139,27 @@ class ReportListView(BaseView):
         if fmt not in FORMATS:
             abort(404)
         report = self._report(report_id)
+        if fmt in BACKGROUND_FORMATS:
+            return _background_only(fmt)
         try:
             result = run_report(ReportDefinition.from_dict(report.definition), report.name)
         except ReportError as exc:
             return _refusal(exc)
+        if fmt == "xlsx" and len(result.frame) > DIRECT_EXCEL_ROWS:
+            return _background_only(fmt)
         return _send(result, fmt)
+
+    @expose("/<int:report_id>/export-job", methods=["POST"])
+    @has_access
+    def export_job(self, report_id: int):
+        report = self._report(report_id)
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        try:
+            definition = ReportDefinition.from_dict(report.definition)
+        except ReportError as exc:
+            return _refusal(exc)
+        return _start_job(definition, report.name, report)
 
     @expose("/<int:report_id>/clone", methods=["POST"])
     @has_access
@@ -164,6 +206,7 @@ def _builder_context(values: dict, definition: ReportDefinition | None, **extra)
         "buckets": TIME_BUCKETS, "chart_types": CHART_TYPES, "roles": STAFF_ROLES,
         "form": CsrfForm(), "errors": [], "result": None, "figure": None,
         "sort_options": _sort_options(definition, dataset),
+        "job_url": url_for("ReportBuilderView.export_job"),
         "download_urls": {fmt: url_for("ReportBuilderView.download", fmt=fmt) + "?"
                           + urlencode(_definition_query(definition), doseq=True)
                           for fmt in FORMATS} if definition else {},
@@ -253,12 +296,29 @@ class ReportBuilderView(BaseView):
     def download(self, fmt: str):
         if fmt not in FORMATS:
             abort(404)
+        if fmt in BACKGROUND_FORMATS:
+            return _background_only(fmt)
         try:
             definition = definition_from_form(request.args)
             result = run_report(definition, "Ad hoc report")
         except ReportError as exc:
             return _refusal(exc)
+        if fmt == "xlsx" and len(result.frame) > DIRECT_EXCEL_ROWS:
+            return _background_only(fmt)
         return _send(result, fmt)
+
+    @expose("/export-job", methods=["POST"])
+    @has_access
+    def export_job(self):
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        try:
+            definition = ReportDefinition.from_dict(
+                json.loads(request.form.get("definition") or "null"))
+        except ValueError as exc:
+            errors = exc.errors if isinstance(exc, ReportError) else ["the definition is not JSON"]
+            return _refusal(ReportError(errors))
+        return _start_job(definition, "Ad hoc report", None)
 
 
 def _sort_options(definition: ReportDefinition | None, dataset) -> list[str]:
@@ -311,6 +371,54 @@ class ReportDashboardView(BaseView):
                                     kpis=dashboard_kpis(today), trends=trends, links=links)
 
 
+class ReportExportView(BaseView):
+    """A background export's progress page, its JSON status (polled by the page) and
+    its file, for the staff member who asked (reports.jobs.can_fetch)."""
+
+    route_base = "/reports/exports"
+    class_permission_name = "ReportExport"
+    method_permission_name = {"show": "show", "status": "show", "download": "show"}
+
+    def _job(self, job_id: int):
+        try:
+            return get_job(current_user, job_id)
+        except ExportNotFound:
+            abort(404)
+
+    @expose("/<int:job_id>")
+    @has_access
+    def show(self, job_id: int):
+        job = self._job(job_id)
+        return self.render_template("reports/export_job.html", job=job,
+                                    status=_job_payload(job))
+
+    @expose("/<int:job_id>/status")
+    @has_access
+    def status(self, job_id: int):
+        response = jsonify(_job_payload(self._job(job_id)))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @expose("/<int:job_id>/download")
+    @has_access
+    def download(self, job_id: int):
+        job = self._job(job_id)
+        path = job_file(job)
+        if path is None:
+            abort(404)
+        response = send_file(path, mimetype=MIME_TYPES[job.format], as_attachment=True,
+                             download_name=job.filename, max_age=0)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _job_payload(job) -> dict:
+    payload = job_status(job)
+    payload["download_url"] = url_for("ReportExportView.download", job_id=job.id) \
+        if job_file(job) else None
+    return payload
+
+
 def register(appbuilder) -> None:
     menu = {"category": "Reports", "category_icon": "fa-bar-chart"}
     appbuilder.add_view(ReportDashboardView, "DashboardAnalytics", label="Analytics dashboard",
@@ -319,6 +427,7 @@ def register(appbuilder) -> None:
                         **menu)
     appbuilder.add_view(ReportBuilderView, "ReportBuilder", label="Report builder",
                         icon="fa-wrench", **menu)
+    appbuilder.add_view_no_menu(ReportExportView)
     app = current_app  # register() runs inside create_app's app context
     if "report_assets" not in app.blueprints:
         app.register_blueprint(assets)

@@ -90,3 +90,38 @@ class ReportDelivery(Model):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
 
     schedule = relationship("ReportSchedule", back_populates="deliveries")
+
+
+class ReportExport(Model):
+    """One export made in the background for one staff member: the request key
+    (a hash of the definition, format and day) makes asking twice give the same
+    job; the file lives outside the web root under stored_name."""
+
+    __tablename__ = "report_exports"
+    __table_args__ = (
+        UniqueConstraint("user_id", "request_key", name="uq_report_exports_request"),
+        CheckConstraint("format IN ('csv', 'xlsx', 'pdf')", name="ck_report_exports_format"),
+        CheckConstraint("progress >= 0 AND progress <= 100", name="ck_report_exports_progress"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("saved_reports.id", ondelete="SET NULL"), index=True)
+    request_key: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(150))
+    definition: Mapped[dict] = mapped_column(JSON, default=dict)
+    format: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|running|done|failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(155), unique=True)
+    stored_name: Mapped[str | None] = mapped_column(String(100))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"{self.title} ({self.format})"
