@@ -98,6 +98,10 @@ def pay_invoice(invoice_id: int):
     except (BillingError, GatewayError) as error:
         flash(_("The payment could not be started: %(reason)s", reason=str(error)), "danger")
         return _invoice_page(invoice)
+    if start.kind == "redirect" and start.url and start.form:
+        # A hosted page reached by a form POST (Authorize.net's Accept Hosted).
+        return render_template("portal/payment_redirect.html", invoice=invoice, url=start.url,
+                               fields=start.form)
     if start.kind == "redirect" and start.url:
         return redirect(start.url)
     if start.kind == "instructions":
