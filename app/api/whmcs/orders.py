@@ -212,7 +212,7 @@ def php_unserialize_int_map(text: str) -> dict[int, int]:
     return {int(values[i]): int(values[i + 1]) for i in range(0, len(values), 2)}
 
 
-def _config_options(params: Params, index: int, raw: str | None) -> dict[int, int]:
+def _chosen_options(params: Params, index: int, raw: str | None) -> dict[int, int]:
     chosen: dict[int, int] = {}
     if raw:
         try:
@@ -271,7 +271,7 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
             if not quantity.isdigit():
                 raise ApiError(f"Parameter qty[{index}] must be a whole number")
             lines.append(CartLine(PRODUCT, int(pid), cycles.get(index) or None, quantity=int(quantity),
-                                  config_options=_config_options(params, index, options.get(index)),
+                                  config_options=_chosen_options(params, index, options.get(index)),
                                   addon_ids=_ids(addons.get(index), f"addons[{index}]"), domain=domain))
         if types.get(index):
             kind = types[index].lower()
