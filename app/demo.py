@@ -207,6 +207,8 @@ GATEWAYS = (
      "Payments are matched within one business day."),
     ("stripe", "Credit / Debit Card", False, None),
     ("paypal", "PayPal", False, None),
+    ("authorizenet", "Credit Card (Authorize.net)", False, None),
+    ("btcpay", "Bitcoin (BTCPay Server)", False, None),
 )
 PAYMENT_GATEWAYS = ("banktransfer", "stripe", "paypal")
 
