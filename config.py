@@ -78,6 +78,9 @@ class Config:
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     # The REST API's limit per API key or JWT user (Flask-Limiter notation).
     API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "300 per minute")
+    # On/off for that limit alone; unset, it follows RATELIMIT_ENABLED.
+    API_RATE_LIMIT_ENABLED = (env_bool("API_RATE_LIMIT_ENABLED")
+                              if "API_RATE_LIMIT_ENABLED" in os.environ else None)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
         REDIS_URL or "memory://"
     )

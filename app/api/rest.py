@@ -561,5 +561,7 @@ ALL_APIS: tuple[type[TallyModelApi], ...] = tuple(
 
 
 def register(appbuilder) -> None:
-    for api_class in ALL_APIS:
-        appbuilder.add_api(api_class)
+    from app.api.rate_limits import apply_rate_limits
+
+    views = [appbuilder.add_api(api_class) for api_class in ALL_APIS]
+    apply_rate_limits(appbuilder, views)
