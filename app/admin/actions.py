@@ -42,6 +42,8 @@ from app.billing.money import parse_amount
 from app.billing.numbering_counter import unit_of_work
 from app.billing.pdf import render_invoice_pdf
 from app.extensions import db
+from app.gateways import processing
+from app.gateways.base import GatewayError
 from app.models.base import money, utcnow
 from app.models.billing import Invoice, InvoiceStatus, PaymentGateway, Transaction
 from app.models.catalog import RECURRING_CYCLES, Product, ProductPricing
@@ -152,10 +154,12 @@ class RefundForm(FlaskForm):
     amount = AmountField("Amount to refund")
     refund_to = RadioField("Refund to", default="credit", choices=[
         ("credit", "The client's credit balance (no money leaves)"),
-        ("gateway", "Back through the gateway (refunded there; record it here)"),
+        ("gateway", "Back through the gateway (the gateway is asked to send the money back)"),
+        ("elsewhere", "Refunded outside this system (only record it here)"),
     ], validators=[InputRequired("Choose where the refund goes.")])
-    gateway_refund_id = text_box("Gateway refund ID",
-                                 description="For a refund through the gateway: its reference.")
+    gateway_refund_id = text_box("Refund reference",
+                                 description="For a refund made outside this system: its "
+                                             "reference at the gateway or bank.")
     reason = text_box("Reason", "Give the reason: it is printed on the credit note.")
 
 
@@ -295,7 +299,7 @@ class EngineActions:
         try:
             with unit_of_work():
                 result = work()
-        except (BillingError, ServiceCommandError) as error:
+        except (BillingError, ServiceCommandError, GatewayError) as error:
             flash(f"Nothing was changed: {sentence(error)}", "danger")
             return False
         except IntegrityError:
@@ -633,8 +637,25 @@ def refund_outcome(result: payments.RefundResult, where: str) -> str:
             f"is {invoice.status}.")
 
 
+REFUND_WHERE = {"credit": "to the client's credit", "gateway": "through {gateway}",
+                "elsewhere": "as refunded outside this system"}
+
+
 class TransactionActions(EngineActions):
     action_permissions = ("refund",)
+
+    @staticmethod
+    def _refund(payment, form) -> payments.RefundResult:
+        """Through the gateway: the gateway module sends the money back (processing);
+        else the refund is recorded, to credit or as made elsewhere."""
+        if form.refund_to.data == "gateway":
+            return processing.refund_transaction(payment.id, form.amount.amount, form.reason.data,
+                                                 actor=current_actor())
+        to_credit = form.refund_to.data == "credit"
+        return payments.refund_payment(
+            payment.id, form.amount.amount, to_credit=to_credit, reason=form.reason.data,
+            actor=current_actor(), on_date=business_today(),
+            gateway_refund_id=None if to_credit else form.gateway_refund_id.data)
 
     def record_title(self, transaction) -> str:
         return f"Transaction {transaction!r}"
@@ -653,14 +674,9 @@ class TransactionActions(EngineActions):
         if request.method == "GET":
             form.amount.data = money_text(staff_actions.refundable_amount(payment.id))
         if form.validate_on_submit():
-            to_credit = form.refund_to.data == "credit"
-            where = "to the client's credit" if to_credit else f"through {payment.gateway}"
-            if self.run(lambda: payments.refund_payment(
-                            payment.id, form.amount.amount, to_credit=to_credit,
-                            reason=form.reason.data, actor=current_actor(),
-                            gateway_refund_id=None if to_credit else form.gateway_refund_id.data,
-                            on_date=business_today()),
-                        lambda result: refund_outcome(result, where)):
+            if self.run(lambda: self._refund(payment, form),
+                        lambda result: refund_outcome(result, REFUND_WHERE[form.refund_to.data]
+                                                      .format(gateway=payment.gateway))):
                 return self.back_to(payment)
             db.session.refresh(payment)
         fmt = payment.currency.format

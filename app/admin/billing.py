@@ -8,21 +8,28 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from flask import abort, flash
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms import SelectField
 from wtforms.validators import Optional, StopValidation
 
-from app.admin.actions import InvoiceActions, TransactionActions
+from app.activity import current_actor
+from app.admin.actions import InvoiceActions, TransactionActions, sentence
 from app.admin.catalog import (
     NumberBetween, Pattern, ReadOnlyModelView, TallyModelView, UniqueValue, format_amount,
     format_percent, money_in, not_negative, optional_text, secret_field, select_field,
     status_label,
 )
 from app.admin.clients import when, yes_no
+from app.billing.errors import BillingError
+from app.billing.numbering_counter import unit_of_work
+from app.gateways import methods
+from app.gateways.base import GatewayError
 from app.models.billing import (
     BillableItem, CreditEntry, CreditNote, Invoice, InvoiceItem, InvoiceStatus, PaymentGateway,
     PayMethod, Quote, QuoteItem, QuoteStage, TaxRule, Transaction,
 )
+from app.models.gateways import GatewayEvent, PaymentAttempt
 
 CLIENT_LABELS = {"client": "Client", "invoice": "Invoice", "currency": "Currency"}
 
@@ -312,8 +319,12 @@ class PaymentGatewayView(TallyModelView):
     }
 
 
-class PayMethodView(TallyModelView):
+class PayMethodView(ReadOnlyModelView):
+    """Saved at the gateway, kept here as its token: read-only, and a delete removes
+    the method at the gateway first (app.gateways.methods.delete_method)."""
+
     datamodel = SQLAInterface(PayMethod)
+    base_permissions = ["can_list", "can_show", "can_delete"]
     list_title = "Stored Pay Methods"
     list_columns = ["client", "gateway", "kind", "brand", "last4", "expiry_month",
                     "expiry_year", "is_default"]
@@ -323,22 +334,61 @@ class PayMethodView(TallyModelView):
     label_columns = {**CLIENT_LABELS, "kind": "Type", "last4": "Last 4 digits",
                      "expiry_month": "Expiry month", "expiry_year": "Expiry year",
                      "is_default": "Default", "token": "Gateway token"}
-    add_columns = edit_columns = show_columns = [
-        "client", "gateway", "kind", "token", "brand", "last4", "expiry_month", "expiry_year",
-        "description", "is_default"]
+    show_columns = ["client", "gateway", "kind", "token", "brand", "last4", "expiry_month",
+                    "expiry_year", "description", "is_default", "created_at"]
     description_columns = {"token": "The gateway's token for the card or account; a card "
                                     "number is never stored."}
     formatters_columns = {"is_default": yes_no}
-    validators_columns = {
-        "last4": [Pattern(r"\d{4}", "The last 4 digits, e.g. 4242.")],
-        "expiry_month": [NumberBetween(1, 12, "A month is 1 to 12.")],
-        "expiry_year": [NumberBetween(2000, 2100, "Enter a 4-digit year.")],
-    }
-    _kind = select_field("Type", [("card", "Card"), ("bank", "Bank account"),
-                                  ("paypal", "PayPal")], default="card")
-    # A new pay method must carry its token; on edit an empty field keeps the stored one.
-    add_form_extra_fields = {"kind": _kind, "token": secret_field("Gateway token", required=True)}
-    edit_form_extra_fields = {"kind": _kind, "token": secret_field("Gateway token")}
+
+    def _delete(self, pk):
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            abort(404)
+        label = f"{item.brand or item.kind} ending {item.last4 or '????'}"
+        try:
+            with unit_of_work():
+                methods.delete_method(item.id, actor=current_actor())
+        except (BillingError, GatewayError) as error:
+            flash(f"Nothing was removed: {sentence(error)}", "danger")
+        else:
+            flash(f"{label} removed at the gateway and here.", "success")
+        self.update_redirect()
+
+
+class GatewayEventView(ReadOnlyModelView):
+    """Webhook events received from gateways, each applied once (read-only)."""
+
+    datamodel = SQLAInterface(GatewayEvent)
+    list_title = "Gateway Events"
+    list_columns = ["received_at", "gateway", "type", "object_id", "invoice", "outcome"]
+    show_columns = ["received_at", "gateway", "event_id", "type", "object_id", "invoice",
+                    "outcome", "summary"]
+    search_columns = ["gateway", "type", "event_id", "object_id", "outcome", "received_at"]
+    base_order = ("received_at", "desc")
+    client_path = None
+    label_columns = {**CLIENT_LABELS, "received_at": "Received", "event_id": "Event ID",
+                     "object_id": "Vendor object", "type": "Event type"}
+    formatters_columns = {"received_at": when}
+
+
+class PaymentAttemptView(ReadOnlyModelView):
+    """Payments asked of gateways (payment pages and stored-method charges), read-only."""
+
+    datamodel = SQLAInterface(PaymentAttempt)
+    money_columns = money_in(None, "amount")
+    list_title = "Payment Attempts"
+    list_columns = ["created_at", "gateway", "kind", "client", "invoice", "remote_id", "amount",
+                    "currency", "status"]
+    show_columns = ["created_at", "updated_at", "gateway", "kind", "client", "invoice",
+                    "pay_method", "run_date", "remote_id", "idempotency_key", "amount",
+                    "currency", "status", "error", "action_url"]
+    search_columns = ["gateway", "kind", "client", "invoice", "status", "remote_id", "created_at"]
+    base_order = ("created_at", "desc")
+    label_columns = {**CLIENT_LABELS, "created_at": "Started", "updated_at": "Last change",
+                     "kind": "Kind", "pay_method": "Stored method", "run_date": "Run date",
+                     "remote_id": "Gateway reference", "idempotency_key": "Idempotency key",
+                     "action_url": "Action link"}
+    formatters_columns = {"created_at": when, "updated_at": when}
 
 
 def register(appbuilder) -> None:
@@ -354,3 +404,5 @@ def register(appbuilder) -> None:
     appbuilder.add_view(TaxRuleView, "Tax Rules", icon="fa-percent", **menu)
     appbuilder.add_view(PaymentGatewayView, "Payment Gateways", icon="fa-credit-card", **menu)
     appbuilder.add_view(PayMethodView, "Stored Pay Methods", icon="fa-lock", **menu)
+    appbuilder.add_view(PaymentAttemptView, "Payment Attempts", icon="fa-hourglass-half", **menu)
+    appbuilder.add_view(GatewayEventView, "Gateway Events", icon="fa-bell-o", **menu)

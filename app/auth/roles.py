@@ -22,7 +22,7 @@ CLIENTS = ("Client", "Contact", "ClientGroup", "ClientNote", "ClientUser")
 SALES = ("Order", "OrderItem", "Service", "ServiceAddon", "CancellationRequest", "Upgrade",
          "Promotion", "Domain")
 MONEY = ("Invoice", "InvoiceItem", "Transaction", "CreditEntry", "CreditNote", "BillableItem",
-         "Quote", "QuoteItem", "PayMethod")
+         "Quote", "QuoteItem", "PayMethod", "GatewayEvent", "PaymentAttempt")
 CATALOG = ("ProductGroup", "Product", "ProductPricing", "ConfigOptionGroup", "ConfigOption",
            "ConfigOptionValue", "ConfigOptionPricing", "Addon", "AddonPricing", "Currency",
            "ExchangeRate", "Tld", "TldPricing", "Server", "ServerGroup", "Registrar")

@@ -352,11 +352,11 @@ def test_refund_to_credit_adds_credit_and_a_credit_note(db, admin_client, paid):
     assert (invoice.amount_paid, invoice.status) == (D("100.00"), "Paid")
 
 
-def test_full_refund_through_the_gateway_makes_the_invoice_refunded(db, admin_client, paid):
+def test_full_refund_made_elsewhere_makes_the_invoice_refunded(db, admin_client, paid):
     response = admin_client.post(f"/transactionview/refund/{paid['payment']}", data={
-        "amount": "120.00", "refund_to": "gateway", "gateway_refund_id": "re_123",
+        "amount": "120.00", "refund_to": "elsewhere", "gateway_refund_id": "re_123",
         "reason": "Cancelled in the trial"}, follow_redirects=True)
-    assert "recorded through stripe" in page(response)
+    assert "recorded as refunded outside this system" in page(response)
     invoice = invoice_row(db, paid["invoice"])
     assert (invoice.amount_paid, invoice.status) == (D("0.00"), "Refunded")
     refund = db.session.scalars(select(Transaction).where(Transaction.refund_of_id.is_not(None))).one()
