@@ -70,6 +70,8 @@ DEFAULTS: dict[str, str] = {
     "CronHour": "9",
     "CloseInactiveTickets": "0",                  # hours; 0 disables
     "AutoAcceptPaidOrders": "on",
+    # Store
+    "TermsOfService": "https://example.com/terms",  # the TOS page a checkout must accept
     # Orders: the built-in fraud check (app/orders/fraud.py)
     "FraudCheckEnabled": "on",
     "FraudScoreThreshold": "50",                  # at or above: the order is held as Fraud

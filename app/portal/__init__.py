@@ -45,6 +45,8 @@ ICONS = (
     "life-preserver", "lock", "megaphone", "paperclip", "pencil", "people", "person-circle",
     "plus-lg", "question-circle", "receipt", "search", "shield-lock", "speedometer2",
     "translate", "wallet2", "x-circle",
+    # the store
+    "cart3", "cart-plus", "tag", "arrow-right", "arrow-left-right", "shield-check", "bag-check",
     # account users, security, email history, service upgrades
     "person-plus", "trash", "arrow-up-circle", "eye", "clock-history", "check2", "phone",
     "envelope-open",
@@ -188,6 +190,7 @@ def _rate_limit_sign_in(app: Flask) -> None:
 def register_portal(app: Flask) -> None:
     # The view modules add their routes to the blueprint when imported.
     from app.portal import auth, support, views  # noqa: F401
+    from app.portal import checkout, store  # noqa: F401  (the public store)
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
     from app.portal import emails, security, service_actions  # noqa: F401
 

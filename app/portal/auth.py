@@ -27,6 +27,8 @@ from app.portal.passwords import PasswordResetError, request_reset, user_for_tok
 from app.portal.passwords import reset_password as reset_with_token
 
 LOCALE_CHOSEN_KEY = "portal_locale_chosen"
+# The store's cart and currency survive signing in (see app.portal.store).
+STORE_SESSION_KEYS = ("store_cart", "store_currency")
 
 
 def safe_next(value: str | None) -> str:
@@ -49,7 +51,8 @@ def _complete_login(user, next_url: str | None):
         flash(_("Your login is not linked to any open client account. Please contact us."),
               "danger")
         return redirect(url_for("portal.login"))
-    kept = {key: session[key] for key in ("locale", LOCALE_CHOSEN_KEY) if key in session}
+    kept = {key: session[key] for key in ("locale", LOCALE_CHOSEN_KEY, *STORE_SESSION_KEYS)
+            if key in session}
     session.clear()
     session.update(kept)
     login_user(user, remember=False)
