@@ -11,6 +11,7 @@ from sqlalchemy import select
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from app.admin.actions import ServiceActions
+from app.admin.order_actions import OrderActions
 from app.billing.due_dates import invoice_date_follows_due_date
 from app.admin.clients import (
     AuditedModelView, CommaSeparatedChoicesField, UniqueIgnoringCase,
@@ -55,7 +56,7 @@ class OrderItemView(AuditedModelView):
     base_permissions = ["can_list", "can_show"]
 
 
-class OrderView(AuditedModelView):
+class OrderView(OrderActions, AuditedModelView):
     datamodel = SQLAInterface(Order)
     list_title = "Orders"
     show_title = "Order"
@@ -68,9 +69,10 @@ class OrderView(AuditedModelView):
                      "notes": "Notes", "accepted_at": "Accepted",
                      "accepted_by_id": "Accepted by (user ID)", "created_at": "Placed",
                      "updated_at": "Last changed"}
-    list_columns = ["order_number", "created_at", "client", "amount", "payment_method", "status"]
+    list_columns = ["order_number", "created_at", "client", "amount", "payment_method",
+                    "fraud_score", "status"]
     search_columns = ["order_number", "client_id", "status", "payment_method", "promotion",
-                      "ip_address", "created_at"]
+                      "ip_address", "fraud_score", "created_at"]
     base_order = ("created_at", "desc")
     money_columns = {"amount": "currency"}
     formatters_columns = {"status": status_label, **DATE_FORMATTERS}
