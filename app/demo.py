@@ -493,6 +493,10 @@ EMAIL_TEMPLATES = (
      "Dear {{ client_name }},\n\nWe could not charge your stored card for invoice {{ invoice_num }} "
      "({{ invoice_total }}). Please pay it in the client area or update your card:\n"
      "{{ invoice_link }}"),
+    ("Credit Card Expiring Soon", "general", "Your card ending {{ client_cc_number }} expires soon",
+     "Dear {{ client_name }},\n\nThe {{ client_cc_type }} card ending {{ client_cc_number }} that we "
+     "charge for your services expires at the end of {{ client_cc_expiry }}. Please add a new card in "
+     "the client area before then, so your services are not interrupted."),
     ("Password Reset", "general", "Reset your password",
      "Dear {{ client_name }},\n\nSomebody asked to reset the password of your account. If it was you, "
      "open this link within one hour:\n{{ reset_password_link }}\n\nIf not, ignore this email: your "

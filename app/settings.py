@@ -66,6 +66,11 @@ DEFAULTS: dict[str, str] = {
     "AutoTerminationDays": "30",
     "AutoUnsuspend": "on",
     "AutoCancellationRequests": "on",
+    # Charging stored cards: after a declined charge, wait this many days before the
+    # next try (1 = every daily run), at most this many retries (empty = until paid,
+    # 0 = try only once, as WHMCS's CCAttemptOnlyOnce).
+    "CCRetryEveryDays": "1",
+    "CCRetryMaxAttempts": "",
     # Automation
     "CronHour": "9",
     "CloseInactiveTickets": "0",                  # hours; 0 disables

@@ -2,7 +2,10 @@
 
 Each due invoice is charged at most once per run date, enforced by the unique key
 of PaymentAttempt (invoice, run date) and by the idempotency key sent to the
-gateway. The attempt is committed before the gateway is called: if the answer is
+gateway. After a declined charge the invoice waits CCRetryEveryDays before the next
+try, and is retried at most CCRetryMaxAttempts times (empty: until paid); each
+failed charge emails the client the "Credit Card Payment Failed" notice once
+(processing.note_failure, deduplicated per attempt). The attempt is committed before the gateway is called: if the answer is
 lost (timeout) the attempt stays 'unknown' and is reconciled, by looking the charge
 up at the gateway first, at the start of the next run. Nothing is ever retried blind.
 
@@ -14,7 +17,7 @@ import logging
 from datetime import date, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from app import settings
@@ -79,12 +82,47 @@ def charge_due_invoices(as_of: date, client_id_range: tuple[int, int] | None = N
                Invoice.total > Invoice.amount_paid, Client.auto_charge_disabled.is_(False),
                _client_filter(Invoice.client_id, client_id_range), has_method, ~open_attempt)
         .order_by(Invoice.due_date, Invoice.id)).all()
+    due = _on_retry_schedule(due, as_of, counts)
     methods = _default_methods({invoice.client_id for invoice in due}, list(gateways))
     for invoice_id, client_id, method_id in [(i.id, i.client_id, methods[i.client_id]) for i in due]:
         outcome = _charge_one(invoice_id, method_id, gateways, as_of, actor, counts)
         if outcome:
             counts[outcome] += 1
     return counts
+
+
+def retry_schedule() -> tuple[int, int | None]:
+    """(days between charges after a failed one, most retries or None for no limit)."""
+    every = settings.get_int("CCRetryEveryDays")
+    most = settings.get("CCRetryMaxAttempts").strip()
+    if every < 1 or (most and (not most.isdigit())):
+        raise ValueError("CCRetryEveryDays is a number of days (1 or more) and "
+                         "CCRetryMaxAttempts a whole number or empty")
+    return every, int(most) if most else None
+
+
+def _on_retry_schedule(due: list[Invoice], as_of: date, counts: dict) -> list[Invoice]:
+    """The due invoices whose charge may be tried today: never failed, or the last
+    failed charge CCRetryEveryDays ago and retries left."""
+    if not due:
+        return due
+    every, most = retry_schedule()
+    failed = {invoice_id: (number, last) for invoice_id, number, last in db.session.execute(
+        select(PaymentAttempt.invoice_id, func.count(), func.max(PaymentAttempt.run_date))
+        .where(PaymentAttempt.invoice_id.in_([invoice.id for invoice in due]),
+               PaymentAttempt.kind == AttemptKind.STORED.value,
+               PaymentAttempt.status == AttemptStatus.FAILED.value)
+        .group_by(PaymentAttempt.invoice_id))}
+    chosen = []
+    for invoice in due:
+        number, last = failed.get(invoice.id, (0, None))
+        if most is not None and number > most:
+            counts["retries_exhausted"] = counts.get("retries_exhausted", 0) + 1
+        elif last is None or as_of >= last + timedelta(days=every):
+            chosen.append(invoice)
+        else:
+            counts["waiting_retry"] = counts.get("waiting_retry", 0) + 1
+    return chosen
 
 
 def _default_methods(client_ids: set[int], gateway_names: list[str]) -> dict[int, int]:
