@@ -2,7 +2,18 @@
 registrar modules."""
 from __future__ import annotations
 
+from flask import flash
+from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import has_access, permission_name
+from flask_wtf import FlaskForm
+from wtforms import IntegerField
+from wtforms.validators import InputRequired, NumberRange
+
+from app.activity import current_actor
+from app.admin.actions import ButtonForm, EngineActions, text_box
+from app.billing.numbering_counter import unit_of_work
+from app.registrars import domains as domain_engine
 
 from app.admin.catalog import (
     KnownRow, NumberBetween, Pattern, TallyModelView, UniqueTogether, UniqueValue,
@@ -22,7 +33,156 @@ TLD_EXTENSION = (r"\.(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
 REGISTRAR_MODULE = r"[a-z][a-z0-9_]{1,49}"
 
 
-class DomainView(TallyModelView):
+class RenewForm(FlaskForm):
+    years = IntegerField("Years", validators=[
+        InputRequired("Give the number of years."),
+        NumberRange(1, 10, "A domain is renewed for 1 to 10 years.")])
+
+
+class TransferForm(FlaskForm):
+    epp_code = text_box("EPP code", description="Leave empty to use the code the client "
+                                                "gave with the order.")
+
+
+class EppCodeForm(FlaskForm):
+    """Its CSRF token guards the request to the registrar."""
+
+
+def said(message) -> str:
+    """An engine message as a sentence; domain names keep their lower case."""
+    text = str(message).strip() or "The action was refused"
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+class DomainActions(EngineActions):
+    """The registrar buttons of a domain's page; each calls one engine function of
+    app.registrars.domains. A registrar's refusal is shown and logged, nothing else
+    changes."""
+
+    action_permissions = ("register_domain", "transfer_domain", "renew_domain", "sync_domain",
+                          "epp_code")
+
+    def record_title(self, domain) -> str:
+        return f"Domain {domain.name}"
+
+    def buttons(self, domain):
+        status = domain.status
+        pending = status == DomainStatus.PENDING.value
+        live = status in domain_engine.SYNCABLE
+        return [
+            self.button("register_domain", "Register", domain, icon="fa-check", style="primary",
+                        post=True, confirm=f"Register {domain.name} at its registrar now?")
+            if pending and domain.type != "Transfer" else None,
+            self.button("transfer_domain", "Transfer", domain, icon="fa-exchange")
+            if pending else None,
+            self.button("renew_domain", "Renew", domain, icon="fa-refresh")
+            if status in domain_engine.RENEWABLE else None,
+            self.button("sync_domain", "Sync", domain, icon="fa-download", post=True)
+            if live else None,
+            self.button("epp_code", "Get EPP code", domain, icon="fa-key")
+            if status == DomainStatus.ACTIVE.value else None,
+        ]
+
+    def run_domain(self, work, on_success) -> bool:
+        """work() in one transaction (a failure's log entry is kept); flash the outcome."""
+        try:
+            with unit_of_work():
+                result = work()
+        except ValueError as error:  # DomainActionError, a malformed name...
+            flash(f"Nothing was changed: {said(error)}", "danger")
+            return False
+        if isinstance(result, domain_engine.DomainActionResult) and not result.success:
+            flash(said(result.message), "danger")
+            return False
+        flash(on_success(result), "success")
+        return True
+
+    def _one_click(self, pk: int, work):
+        record = self.record_or_404(pk)
+        if not ButtonForm().validate_on_submit():
+            flash("The page had expired: nothing was changed. Please try again.", "danger")
+        else:
+            self.run_domain(lambda: work(record), lambda result: said(result.message))
+        return self.back_to(record)
+
+    def _facts(self, domain) -> list[tuple[str, str]]:
+        return [("Client", domain.client.full_name), ("Status", domain.status),
+                ("Registrar", domain_engine.registrar_name(domain) or "none"),
+                ("Expires", domain.expiry_date.isoformat() if domain.expiry_date else "-")]
+
+    @expose("/register_domain/<int:pk>", methods=["POST"])
+    @has_access
+    @permission_name("register_domain")
+    def register_domain(self, pk):
+        return self._one_click(pk, lambda domain: domain_engine.register_domain(
+            domain.id, actor=current_actor()))
+
+    @expose("/sync_domain/<int:pk>", methods=["POST"])
+    @has_access
+    @permission_name("sync_domain")
+    def sync_domain(self, pk):
+        return self._one_click(pk, lambda domain: domain_engine.sync_domain(
+            domain.id, actor=current_actor()))
+
+    @expose("/transfer_domain/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("transfer_domain")
+    def transfer_domain(self, pk):
+        domain = self.record_or_404(pk)
+        form = TransferForm()
+        if form.validate_on_submit() and self.run_domain(
+                lambda: domain_engine.transfer_domain(domain.id, actor=current_actor(),
+                                                      epp_code=form.epp_code.data or None),
+                lambda result: said(result.message)):
+            return self.back_to(domain)
+        return self.form_page(domain, form, f"Transfer {domain.name}", "Start the transfer",
+                              facts=self._facts(domain),
+                              intro="The registrar asks the current registrar to release the "
+                                    "domain; it usually takes five to seven days.")
+
+    @expose("/renew_domain/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("renew_domain")
+    def renew_domain(self, pk):
+        domain = self.record_or_404(pk)
+        form = RenewForm()
+        if not form.is_submitted():
+            form.years.data = domain.registration_period or 1
+        if form.validate_on_submit() and self.run_domain(
+                lambda: domain_engine.renew_domain(domain.id, form.years.data,
+                                                   actor=current_actor()),
+                lambda result: said(result.message)):
+            return self.back_to(domain)
+        return self.form_page(domain, form, f"Renew {domain.name}", "Renew now",
+                              facts=self._facts(domain),
+                              intro="Sends the renewal to the registrar now, which charges "
+                                    "the business: no invoice is made. To bill the client, "
+                                    "let the daily run invoice it, or create an invoice.")
+
+    @expose("/epp_code/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("epp_code")
+    def epp_code(self, pk):
+        domain = self.record_or_404(pk)
+        form = EppCodeForm()
+        facts = self._facts(domain)
+        if form.validate_on_submit():
+            codes: list[str] = []
+
+            def fetch():
+                codes.append(domain_engine.get_epp_code(domain.id, actor=current_actor()))
+
+            if self.run_domain(fetch, lambda _: "The registrar gave the EPP code: it is "
+                                                "shown below, once."):
+                facts.append(("EPP code", codes[0] or "(the registrar sends it to the "
+                                                      "registrant)"))
+        return self.form_page(domain, form, f"EPP code of {domain.name}", "Get the EPP code",
+                              facts=facts,
+                              intro="Asks the registrar for the transfer (EPP) code. It is "
+                                    "shown here and never stored or logged.")
+
+
+class DomainView(DomainActions, TallyModelView):
     datamodel = SQLAInterface(Domain)
     money_columns = money_in("client.currency", "first_payment_amount", "recurring_amount")
     list_title = "Domains"
