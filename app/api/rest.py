@@ -272,7 +272,6 @@ ClientNoteApi = api(clients.ClientNote, "ClientNoteApi", "client_note")
 ClientUserApi = api(clients.ClientUser, "ClientUserApi", "client_user", **READ_ONLY)
 
 # Orders and what clients have
-OrderApi = api(orders.Order, "OrderApi", "order", **READ_ONLY)
 OrderItemApi = api(orders.OrderItem, "OrderItemApi", "order_item", **READ_ONLY)
 ServiceAddonApi = api(orders.ServiceAddon, "ServiceAddonApi", "service_addon")
 ServiceConfigOptionApi = api(orders.ServiceConfigOption, "ServiceConfigOptionApi",
@@ -425,6 +424,76 @@ class InvoiceApi(TallyModelApi):
         except payments.DuplicatePaymentError as error:
             return self.response(409, message=str(error))
         except (BillingError, TypeError) as error:
+            return self.response_422(message=str(error))
+        return self.response(200, **answer)
+
+
+class OrderApi(TallyModelApi):
+    """Orders, read-only; placed and accepted through the order engine (app.orders)."""
+
+    datamodel = SQLAInterface(orders.Order)
+    resource_name = "order"
+    read_only = True
+    extra_routes = ("accept",)
+
+    @expose("/<int:pk>/accept", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("accept")
+    def accept(self, pk: int):
+        """Accept a pending order: its services are set up through their module, its
+        domains sent to the registrar (lifecycle.accept_order).
+        ---
+        post:
+          summary: Accept an order
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    run_module:
+                      type: boolean
+                    send_email:
+                      type: boolean
+                    send_to_registrar:
+                      type: boolean
+          responses:
+            200:
+              description: Accepted
+              content:
+                application/json:
+                  schema:
+                    type: object
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+        """
+        from app.orders import lifecycle
+        from app.orders.cart import OrderError
+
+        if db.session.get(orders.Order, pk) is None:
+            return self.response_404()
+        body = json_body() or {}
+        choices = {name: body.get(name, True) for name in ("run_module", "send_email", "send_to_registrar")}
+        if not all(isinstance(value, bool) for value in choices.values()):
+            return self.response_422(message="run_module, send_email and send_to_registrar are true or false")
+        try:
+            with unit_of_work():
+                order = lifecycle.accept_order(pk, actor=rest_actor(), run_module=choices["run_module"],
+                                               send_email=choices["send_email"],
+                                               register_domains=choices["send_to_registrar"])
+                answer = {"order_id": order.id, "order_number": order.order_number,
+                          "status": order.status}
+        except (OrderError, BillingError) as error:
             return self.response_422(message=str(error))
         return self.response(200, **answer)
 

@@ -108,3 +108,19 @@ def test_actions_need_the_csrf_token(app, admin_client, db, placed):
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
     assert order_row(db, placed).status == "Pending"
+
+
+def test_rest_accept_endpoint(client, staff, db, placed):
+    from tests.integration.test_api_rest import jwt_headers
+
+    finance = jwt_headers(client, *staff("Finance"))
+    support = jwt_headers(client, *staff("Support"))
+    assert client.post(f"/api/v1/order/{placed}/accept", headers=support, json={}).status_code == 403
+    assert client.post("/api/v1/order/999999/accept", headers=finance, json={}).status_code == 404
+    bad = client.post(f"/api/v1/order/{placed}/accept", headers=finance, json={"run_module": "yes"})
+    assert bad.status_code == 422 and order_row(db, placed).status == "Pending"
+    response = client.post(f"/api/v1/order/{placed}/accept", headers=finance, json={"send_email": False})
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "Active"
+    assert client.get(f"/api/v1/order/{placed}", headers=support).get_json()["result"]["status"] == "Active"
+    assert client.delete(f"/api/v1/order/{placed}", headers=finance).status_code == 405
