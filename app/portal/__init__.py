@@ -192,6 +192,7 @@ def register_portal(app: Flask) -> None:
     from app.portal import auth, support, views  # noqa: F401
     from app.portal import checkout, store  # noqa: F401  (the public store)
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
+    from app.portal import quotes  # noqa: F401  (the client's quotes)
     from app.portal import emails, security, service_actions  # noqa: F401
 
     app.register_blueprint(portal)

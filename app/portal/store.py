@@ -18,8 +18,6 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app import settings
-from app.billing.cycles import months_in_cycle
-from app.billing.errors import BillingError
 from app.extensions import db
 from app.models.catalog import Currency, Product, ProductGroup
 from app.models.domains import Tld
@@ -159,18 +157,9 @@ def catalog_entry(product: Product, currency: Currency) -> dict | None:
         return None
     if not prices:
         return None
-    cheapest_cycle = min(prices, key=lambda cycle: monthly_figure(cycle, prices[cycle][0]))
-    return {"product": product, "prices": prices, "lead_cycle": cheapest_cycle,
+    # Cards lead with the shortest cycle ("$10.00 / Monthly"), as hosting stores do.
+    return {"product": product, "prices": prices, "lead_cycle": next(iter(prices)),
             "in_stock": not product.stock_control or product.stock_quantity > 0}
-
-
-def monthly_figure(cycle: str, price: Decimal) -> Decimal:
-    """Only to pick which cycle a card leads with (never shown, never billed)."""
-    try:
-        months = months_in_cycle(cycle)
-    except BillingError:  # one-time and free: no months
-        months = 0
-    return price / months if months else price
 
 
 def product_or_404(product_id: int) -> Product:
@@ -349,6 +338,14 @@ def option_prices(product: Product, currency: Currency, cycle: str) -> dict:
     return found
 
 
+def preview_domain(typed: str) -> str:
+    """The typed name when it is one, else a stand-in, to quote a plan that needs a domain."""
+    try:
+        return pricing.normalise_domain(typed) if typed else PREVIEW_DOMAIN
+    except OrderError:
+        return PREVIEW_DOMAIN
+
+
 def _today():
     from app.billing.automation import business_today
 
@@ -415,9 +412,10 @@ def configure(product_id: int):
     pending_domain = next((l.domain for l in reversed(cart.lines) if l.kind == DOMAIN
                            and not any(p.domain == l.domain for p in cart.lines if p.kind == PRODUCT)),
                           "")
+    domain_value = source.get("domain") or pending_domain
     preview = CartLine(kind=PRODUCT, product_id=product.id, billing_cycle=chosen_cycle,
                        config_options=chosen_options, addon_ids=sorted(a for a in chosen_addons if a),
-                       domain=PREVIEW_DOMAIN if product.require_domain else None)
+                       domain=preview_domain(domain_value) if product.require_domain else None)
     summary, summary_error = quote(Cart(currency.code, [preview]))
     return render_template(
         "portal/store/configure.html", product=product, entry=prices, currency=currency,
@@ -426,7 +424,7 @@ def configure(product_id: int):
         chosen_options=chosen_options, chosen_addons=chosen_addons, editing=editing,
         edit_index=edit_index, summary=summary, summary_error=summary_error,
         domain_choice=source.get("domain_choice") or "register",
-        domain_value=source.get("domain") or pending_domain,
+        domain_value=domain_value,
         addons=[a for a in product.addons if not a.retired and not a.hidden and a.show_on_order],
         tax_type=settings.get("TaxType"))
 
