@@ -24,7 +24,7 @@ from app.billing.errors import BillingError
 from app.billing.eu_vat import REVERSE_CHARGE_NOTE
 from app.billing.money import to_money
 from app.extensions import db
-from app.models.billing import CreditNote, Invoice, InvoiceStatus, PaymentGateway
+from app.models.billing import CreditNote, Invoice, InvoiceStatus, PaymentGateway, Quote
 from app.models.catalog import Currency
 from app.models.clients import Client
 
@@ -235,6 +235,46 @@ def credit_note_context(note: CreditNote) -> dict:
         "total": note.amount,
         "reverse_charge_note": REVERSE_CHARGE_NOTE if invoice.reverse_charge else "",
     }
+
+
+def quote_context(quote: Quote) -> dict:
+    """What the quote template prints: the invoice's blocks with the quote's values."""
+    from app.billing.quotes import line_amount
+    from app.billing.taxes_db import taxes_for_client
+
+    currency = quote.currency
+    taxes = taxes_for_client(quote.client)
+    names = [f"{level.name} ({format_rate(level.rate)})" if level else label
+             for level, label in ((taxes.level1, "Tax"), (taxes.level2, "Tax 2"))]
+    items = []
+    for item in quote.items:
+        details = [f"{item.quantity} x {format_money(item.unit_price, currency)}"]
+        if item.discount_percent:
+            details.append(f"less {format_rate(item.discount_percent)}")
+        items.append({"description": item.description, "period": ", ".join(details),
+                      "amount": line_amount(item)})
+    return {
+        "quote": quote,
+        "reference": f"#{quote.id}",
+        "business": _business(),
+        "client": _client_party(quote.client),
+        "currency_code": currency.code,
+        "money": functools.partial(format_money, currency=currency),
+        "issued": format_date(quote.created_at),
+        "valid_until": format_date(quote.valid_until),
+        "accepted": format_date(quote.accepted_at),
+        "items": items,
+        "tax_lines": [{"name": name, "amount": amount}
+                      for name, amount in zip(names, (quote.tax1, quote.tax2))
+                      if to_money(amount or 0) != 0],
+    }
+
+
+def render_quote_pdf(quote_id: int) -> bytes:
+    quote = db.session.get(Quote, quote_id)
+    if quote is None:
+        raise DocumentNotFound(f"no quote with id {quote_id}")
+    return _render("documents/quote.html", quote_context(quote))
 
 
 def _render(template: str, context: dict) -> bytes:
