@@ -164,3 +164,34 @@ class ClientNote(TimestampMixin, Model):
 
     def __repr__(self) -> str:
         return self.body[:40]
+
+
+class ClientInvitation(Model):
+    """An emailed invitation to manage a client account with some permissions
+    (WHMCS's user invites). Only the SHA-256 of the token is kept; the link works
+    once (accepted_at), until expires_at, and not after the owner withdrew it
+    (cancelled_at)."""
+
+    __tablename__ = "client_invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    email: Mapped[str] = mapped_column(String(255), index=True)
+    # Comma-separated names from CLIENT_PERMISSIONS, given to the membership made.
+    permissions: Mapped[str] = mapped_column(String(500), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    client = relationship("Client")
+    invited_by = relationship("User", foreign_keys=[invited_by_id])
+
+    @property
+    def permission_list(self) -> list[str]:
+        return [name for name in self.permissions.split(",") if name]
+
+    def __repr__(self) -> str:
+        return f"invitation of {self.email} to client {self.client_id}"

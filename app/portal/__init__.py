@@ -55,7 +55,7 @@ ICONS = (
 _RATE_LIMITED_ENDPOINTS = ("portal.login", "portal.login_code", "portal.forgot_password",
                            "portal.reset_password", "portal.change_password",
                            "portal.twofactor_confirm", "portal.twofactor_disable",
-                           "portal.twofactor_recovery_codes")
+                           "portal.twofactor_recovery_codes", "portal.invitation")
 
 
 @portal.before_request
@@ -193,7 +193,7 @@ def register_portal(app: Flask) -> None:
     from app.portal import checkout, store  # noqa: F401  (the public store)
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
     from app.portal import quotes  # noqa: F401  (the client's quotes)
-    from app.portal import emails, security, service_actions  # noqa: F401
+    from app.portal import emails, security, service_actions, user_views  # noqa: F401
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)
