@@ -29,6 +29,7 @@ from app.billing.automation import (
 )
 from app.billing.errors import BillingError
 from app.billing.late_fees import late_fee_amount
+from app.billing.mass_payment import COMBINED_INVOICE
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, InvoiceItem, InvoiceReminder, InvoiceStatus, ItemType
@@ -116,7 +117,9 @@ def _unpaid_invoices(low: int, high: int, horizon: date, *conditions):
         .where(Invoice.client_id.between(low, high),
                Invoice.status == InvoiceStatus.UNPAID.value,
                Invoice.total > Invoice.amount_paid,
-               Invoice.due_date <= horizon, *conditions)
+               # A mass-payment invoice is not chased (nor given a late fee): the invoices
+               # it covers are.
+               Invoice.due_date <= horizon, ~COMBINED_INVOICE, *conditions)
         .order_by(Invoice.id)
     ).all()
 

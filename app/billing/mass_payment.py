@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from app.activity import Actor, log
 from app.billing import credit as credit_ledger
@@ -20,6 +20,11 @@ from app.extensions import db
 from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
 
 MAX_INVOICES = 100
+# "This invoice is a combined one", for queries: the daily run neither chases nor
+# charges it (the invoices it covers are chased and charged), as WHMCS leaves it out
+# of what a client owes.
+COMBINED_INVOICE = exists().where(InvoiceItem.invoice_id == Invoice.id,
+                                  InvoiceItem.type == ItemType.MASS_PAY.value)
 
 
 def is_mass_pay(invoice: Invoice) -> bool:

@@ -24,6 +24,7 @@ from app import settings
 from app.activity import Actor, log
 from app.billing import invoicing
 from app.billing.automation import automation_actor, check_range
+from app.billing.mass_payment import COMBINED_INVOICE
 from app.extensions import db
 from app.gateways.base import (
     Gateway, GatewayError, GatewayResponse, OutcomeUnknown, PaymentStatus,
@@ -80,7 +81,8 @@ def charge_due_invoices(as_of: date, client_id_range: tuple[int, int] | None = N
         select(Invoice).join(Client, Client.id == Invoice.client_id)
         .where(Invoice.status == InvoiceStatus.UNPAID.value, Invoice.due_date <= as_of,
                Invoice.total > Invoice.amount_paid, Client.auto_charge_disabled.is_(False),
-               _client_filter(Invoice.client_id, client_id_range), has_method, ~open_attempt)
+               _client_filter(Invoice.client_id, client_id_range), has_method, ~open_attempt,
+               ~COMBINED_INVOICE)
         .order_by(Invoice.due_date, Invoice.id)).all()
     due = _on_retry_schedule(due, as_of, counts)
     methods = _default_methods({invoice.client_id for invoice in due}, list(gateways))

@@ -188,3 +188,31 @@ def test_adding_funds_in_the_portal_with_paypal(app, client_a, world, fake_paypa
         assert [e.amount for e in entries] == [D("50.00")]
         assert db.session.get(Client, world["a"]["client"]).credit_balance == D("60.00")
         assert db.session.get(Invoice, invoice_id).status == "Paid"
+
+
+# The daily run and a combined invoice
+
+def test_the_daily_run_neither_charges_nor_chases_a_combined_invoice(db, fake_stripe):
+    from app.billing.dunning import add_late_fees, send_reminders
+    from app.gateways.autocharge import charge_due_invoices
+    from app.models.billing import InvoiceReminder
+    from app.models.gateways import PaymentAttempt
+    from tests.integration.test_gateway_stripe_charges import save_card
+    from tests.integration.test_generation import set_settings
+
+    add_stripe_gateway(fake_stripe)
+    set_settings(db, LateFeeType="Fixed", InvoiceLateFeeAmount="5", AddLateFeeDays="1")
+    client = factories.client()
+    first, _ = hosting_invoice(client, "24.00", date(2026, 4, 1))
+    second, _ = hosting_invoice(client, "12.50", date(2026, 4, 2))
+    combined = mass_payment.create_mass_pay_invoice(client.id, [first.id, second.id],
+                                                    issue_date=date(2026, 4, 1))
+    save_card(db, fake_stripe, client)
+    run_day = date(2026, 4, 10)
+    send_reminders(run_day)
+    add_late_fees(run_day)
+    charge_due_invoices(run_day)
+    reminded = set(db.session.scalars(select(InvoiceReminder.invoice_id)))
+    charged = set(db.session.scalars(select(PaymentAttempt.invoice_id)))
+    assert combined.id not in reminded and combined.id not in charged
+    assert {first.id, second.id} <= reminded and charged == {first.id, second.id}
