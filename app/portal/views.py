@@ -30,9 +30,11 @@ from app.portal import portal
 from app.portal.access import can, client_login_required, current_client, owned_or_404, requires
 from app.portal.account import AccountError, change_email, update_profile
 from app.portal.forms import (
-    CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm, ToggleForm,
+    ButtonForm, CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm,
+    ToggleForm,
 )
 from app.portal.support import published_announcements
+from app.registrars import domains as domain_engine
 from app.registrars.domain_settings import (
     MANAGEABLE_STATUSES, DomainSettingsError, set_auto_renew, set_nameservers, set_registrar_lock,
 )
@@ -132,9 +134,14 @@ def domain(domain_id: int):
     row = owned_or_404(Domain, domain_id)
     nameservers = NameserversForm(data={f"ns{n}": name
                                         for n, name in enumerate(row.nameserver_list, start=1)})
+    managing = can("managedomains")
     return render_template("portal/domain.html", domain=row, nameservers_form=nameservers,
                            toggle_form=ToggleForm(),
-                           manageable=can("managedomains") and row.status in MANAGEABLE_STATUSES)
+                           manageable=managing and row.status in MANAGEABLE_STATUSES,
+                           can_request_epp=managing and row.status == DomainStatus.ACTIVE.value,
+                           can_renew=(managing and can("invoices") and not row.do_not_renew
+                                      and row.status in (DomainStatus.ACTIVE.value,
+                                                         DomainStatus.GRACE.value)))
 
 
 def _domain_change(domain_id: int, change):
@@ -179,6 +186,53 @@ def domain_nameservers(domain_id: int):
         abort(400)
     return _domain_change(domain_id,
                           lambda row: set_nameservers(row.id, form.values(), current_actor()))
+
+
+def _checked_button() -> None:
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+
+
+@portal.route("/domains/<int:domain_id>/epp-code", methods=["POST"])
+@requires("managedomains")
+def domain_epp_code(domain_id: int):
+    """Ask the registrar for the transfer code; it goes to the client by email only."""
+    row = owned_or_404(Domain, domain_id)
+    _checked_button()
+    try:
+        with unit_of_work():
+            result = domain_engine.request_epp_code(row.id, current_actor())
+    except domain_engine.DomainActionError as error:
+        flash(_("Nothing was changed: %(reason)s", reason=str(error)), "danger")
+    else:
+        if not result.success:
+            flash(_("The registrar did not give the EPP code. Please try again later or "
+                    "contact us."), "danger")
+        elif result.changed:
+            flash(_("We have emailed the EPP code to %(email)s.", email=row.client.email),
+                  "success")
+        else:
+            flash(_("The registrar sends the EPP code to the domain owner's email address."),
+                  "info")
+    return redirect(url_for("portal.domain", domain_id=row.id))
+
+
+@portal.route("/domains/<int:domain_id>/renew", methods=["POST"])
+@requires("managedomains")
+def domain_renew(domain_id: int):
+    """Invoice the renewal now (or show the open renewal invoice); paying it renews."""
+    row = owned_or_404(Domain, domain_id)
+    if not can("invoices"):
+        abort(403)
+    _checked_button()
+    try:
+        with unit_of_work():
+            invoice = domain_engine.create_renewal_invoice(row.id, current_actor())
+    except domain_engine.DomainActionError as error:
+        flash(_("Nothing was changed: %(reason)s", reason=str(error)), "danger")
+        return redirect(url_for("portal.domain", domain_id=row.id))
+    flash(_("Pay this invoice to renew %(domain)s.", domain=row.name), "info")
+    return redirect(url_for("portal.invoice", invoice_id=invoice.id))
 
 
 # Invoices

@@ -30,6 +30,8 @@ VALID_POST_BODIES = {
     "portal.domain_auto_renew": {"value": "off"},
     "portal.domain_lock": {"value": "off"},
     "portal.domain_nameservers": {"ns1": "ns1.other.test", "ns2": "ns2.other.test"},
+    "portal.domain_epp_code": {},
+    "portal.domain_renew": {},
     "portal.invoice_pay_with_credit": {"amount": "1.00"},
     "portal.ticket_reply": {"message": "Hello?"},
     "portal.ticket_close": {},
