@@ -42,7 +42,8 @@ from app.models.catalog import (
 from app.models.clients import CLIENT_PERMISSIONS, Client, ClientGroup, ClientNote, ClientUser, Contact
 from app.models.domains import Domain, Registrar, Tld, TldPricing
 from app.models.orders import (
-    CancellationRequest, Order, OrderItem, Service, ServiceAddon, ServiceConfigOption,
+    CancellationRequest, Order, OrderItem, Promotion, PromotionType, Service, ServiceAddon,
+    ServiceConfigOption,
 )
 from app.models.support import (
     Announcement, KbArticle, KbCategory, SupportDepartment, Ticket, TicketNote, TicketReply,
@@ -704,6 +705,7 @@ def _seed_reference(today: date) -> _Reference:
     options, option_monthly = _seed_config_options(currencies, products)
     addons = _seed_addons(currencies, products)
     tlds = _seed_domains_catalog(currencies)
+    _seed_promotions(today, products)
     tax_rules = _seed_taxes()
     _seed_gateways()
     _seed_settings()
@@ -847,6 +849,21 @@ def _seed_domains_catalog(currencies) -> dict[str, Tld]:
                     renew_price=_converted(Decimal(renew), currency.rate)))
         tlds[extension] = tld
     return tlds
+
+
+def _seed_promotions(today: date, products: dict[str, Product]) -> None:
+    """Promotion codes the store accepts: one for new clients, renewing; one for free
+    set-up on yearly plans, limited in uses."""
+    _get_or_add(Promotion, {"code": "WELCOME10"}, type=PromotionType.PERCENTAGE.value,
+                value=Decimal("10.00"), recurring=True, recur_for=0, new_clients_only=True,
+                start_date=today - timedelta(days=30), expiration_date=today + timedelta(days=90),
+                notes="10% off for new clients, on every renewal.")
+    free_setup, created = _get_or_add(
+        Promotion, {"code": "FREESETUP"}, type=PromotionType.FREE_SETUP.value, value=Decimal("0.00"),
+        cycles="Annually,Biennially,Triennially", max_uses=100, uses=0, once_per_client=True,
+        notes="No set-up fee on yearly plans; once per client, 100 uses.")
+    if created:
+        free_setup.products = list(products.values())
 
 
 def _seed_taxes() -> list[TaxRule]:

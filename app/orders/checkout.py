@@ -221,7 +221,9 @@ def _order_email(order: Order) -> None:
         queue_email("Order Confirmation", order.client_id,
                     {"order_id": order.id, "order_number": order.order_number,
                      "order_total": order.currency.format(order.amount),
-                     "order_payment_method": order.payment_method or ""},
+                     "order_payment_method": order.payment_method or "",
+                     "invoice_link": f"{settings.get('Domain').rstrip('/')}/portal/invoices/{order.invoice_id}"
+                     if order.invoice_id else ""},
                     related=("order", order.id), dedupe_key=f"order-confirmation:{order.id}")
     except EmailTemplateMissing:
         return

@@ -93,7 +93,11 @@ def _welcome_email(service: Service) -> None:
                "service_domain": service.domain or "", "service_username": service.username or "",
                "service_billing_cycle": service.billing_cycle,
                "service_next_due_date": service.next_due_date.isoformat() if service.next_due_date else "",
-               "service_recurring_amount": service.client.currency.format(service.recurring_amount)}
+               "service_recurring_amount": service.client.currency.format(service.recurring_amount),
+               "service_server_hostname": service.server.hostname if service.server else "",
+               "service_ns1": service.server.nameserver1 or "" if service.server else "",
+               "service_ns2": service.server.nameserver2 or "" if service.server else "",
+               "portal_url": f"{settings.get('Domain').rstrip('/')}/portal/"}
     try:
         queue_email(template, service.client_id, context, related=("service", service.id),
                     dedupe_key=f"welcome:{service.id}")
