@@ -102,10 +102,6 @@ def pay_invoice(invoice_id: int):
         # A hosted page reached by a form POST (Authorize.net's Accept Hosted).
         return render_template("portal/payment_redirect.html", invoice=invoice, url=start.url,
                                fields=start.form)
-    if start.kind == "redirect" and start.url and start.form:
-        # A hosted page entered by POST (Authorize.net's token): a form the page submits.
-        return render_template("portal/payment_redirect.html", invoice=invoice, url=start.url,
-                               fields=start.form)
     if start.kind == "redirect" and start.url:
         return redirect(start.url)
     if start.kind == "instructions":
