@@ -1,7 +1,7 @@
 """Is a domain name free to register here? The store's domain search asks this module.
 
 The answer comes through the registrar module that sells the TLD (Tld.registrar_module);
-without one, from the registry's RDAP service. When nobody could be asked (no
+without one, or when that module cannot answer, from the registry's RDAP service. When nobody could be asked (no
 network, timeout) the answer is available=False with reason "could not check":
 never a guess. A TLD the business does not sell (no Tld row with prices) is answered
 "not sold here" without asking anyone."""
@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 from app.extensions import db
 from app.models.domains import Tld, TldPricing
 from app.registrars.base import AvailabilityResult, RegistrarError
-from app.registrars.rdap import COULD_NOT_CHECK, rdap_availability
+from app.registrars.rdap import COULD_NOT_CHECK, rdap_availability  # noqa: F401  (re-exported)
 
 NOT_SOLD = "not sold here"
 TAKEN = "taken"
@@ -91,14 +91,16 @@ def split_domain(domain: str, tld_rows: list[Tld] | None = None) -> tuple[str, s
 
 
 def _ask(domain: str, tld_row: Tld) -> AvailabilityResult:
+    """The TLD's registrar module answers; without one, or when it cannot (unknown or
+    unconfigured module, no answer), the registry's RDAP service does."""
     from app.registrars.registry import module_for_tld
     try:
         module = module_for_tld(tld_row)
-        if module is None:
-            return rdap_availability(domain)
-        return module.check_availability(domain)
+        if module is not None:
+            return module.check_availability(domain)
     except RegistrarError:
-        return AvailabilityResult(domain, available=False, reason=COULD_NOT_CHECK)
+        pass
+    return rdap_availability(domain)
 
 
 def _check(domain: str, tld: str, tld_row: Tld | None, sold: bool) -> DomainCheck:

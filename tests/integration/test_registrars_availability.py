@@ -12,6 +12,7 @@ from app.registrars.availability import (
 )
 from app.registrars.rdap import parse_bootstrap
 from tests import factories
+from tests.fakes.namecheap_server import fake_namecheap  # noqa: F401  (fixture)
 from tests.fakes.rdap_server import fake_rdap  # noqa: F401  (fixture)
 
 
@@ -130,3 +131,24 @@ def test_bootstrap_file_maps_tlds_to_services(app, db, tmp_path):
     finally:
         app.config.update(RDAP_BASE_URL=previous["RDAP_BASE_URL"],
                           RDAP_BOOTSTRAP_FILE=previous.get("RDAP_BOOTSTRAP_FILE", ""))
+
+
+def test_namecheap_answers_for_the_tlds_it_sells(db, fake_rdap, fake_namecheap):  # noqa: F811
+    sell_tld(db, ".com", registrar_module="namecheap")
+    fake_namecheap.taken.add("taken.com")
+    fake_namecheap.premium.add("gold.com")
+    assert check_domain("free.com").available is True
+    assert check_domain("taken.com").reason == "taken"
+    assert (check_domain("gold.com").available, check_domain("gold.com").reason) == (False, "premium")
+    assert fake_rdap.requests == []
+    # Namecheap not answering: the registry's RDAP service does.
+    fake_namecheap.failure = "http_500"
+    fake_rdap.register("taken.com")
+    assert check_domain("taken.com").reason == "taken"
+    assert fake_rdap.requests == ["/domain/taken.com"]
+
+
+def test_unknown_module_falls_back_to_rdap(db, fake_rdap):  # noqa: F811
+    sell_tld(db, ".com", registrar_module="enom")
+    assert check_domain("free.com").available is True
+    assert fake_rdap.requests == ["/domain/free.com"]
