@@ -52,7 +52,7 @@ for _pattern, _read, _write in (
     (r"/portal/quotes(/|$)", "quotes", "quotes"),
     (r"/portal/tickets(/|$)", "tickets", "tickets"),
     (r"/portal/emails(/|$)", "emails", "emails"),
-    (r"/portal/orders(/|$)", "orders", "orders"),
+    (r"/portal/(orders|checkout)(/|$)", "orders", "orders"),
     (r"/portal/affiliates?(/|$)", "affiliates", "affiliates"),
     (r"/portal/account(/|$)", "profile", "profile"),
     (r"/portal/contacts(/|$)", "contacts", "contacts"),
