@@ -1,8 +1,10 @@
 """Payment gateways behind one interface (base.Gateway), found by name (registry).
 
 Modules: stripe (cards, 3-D Secure, saved cards, refunds, webhooks), paypal (Orders
-v2 checkout, refunds, verified webhooks), banktransfer (instructions; staff record
-what arrives), credit (pay from account credit).
+v2 checkout, refunds, verified webhooks), authorizenet (Accept Hosted payment page,
+customer-profile cards, refunds/voids, HMAC-SHA512 webhooks), btcpay (BTCPay Server
+invoices, HMAC-SHA256 webhooks, refunds as pull payments), banktransfer (instructions;
+staff record what arrives), credit (pay from account credit).
 Engine entry points:
     processing.begin_payment(invoice_id, "stripe", return_url)   the payment page
     processing.process_webhook / process_return                  what vendors report

@@ -7,7 +7,9 @@ the Greenfield API's documented JSON for what the BTCPay module calls.
   checkoutLink); 422 with [{"path", "message"}] for a bad amount.
 - GET /api/v1/stores/<store>/invoices/<id>, .../invoices/<id>/payment-methods.
 - POST /api/v1/stores/<store>/invoices/<id>/refund (refundVariant Custom with
-  customAmount / customCurrency, or Fiat for the whole) -> a pull payment.
+  customAmount / customCurrency, or Fiat for the whole) -> a pull payment;
+  GET /api/v1/stores/<store>/pull-payments lists them. hold_next_answer("refund", s):
+  make it, answer too late.
 - The buyer: customer_pays() pays at the checkout (InvoiceReceivedPayment,
   InvoiceProcessing), confirms() settles it (InvoiceSettled) and gives the redirect;
   expire() / invalidate() end an invoice unpaid.
@@ -57,6 +59,7 @@ class FakeBTCPay:
         self.webhook_url: str | None = None
         self.deliveries: list[tuple[str, int]] = []
         self._threads: list[threading.Thread] = []
+        self._held: dict[str, int] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -74,6 +77,11 @@ class FakeBTCPay:
     def wait_for_deliveries(self) -> None:
         for thread in list(self._threads):
             thread.join(10)
+
+    def hold_next_answer(self, action: str, seconds: int) -> None:
+        """Do the next such request ("refund"), then answer too late."""
+        with self.lock:
+            self._held[action] = seconds
 
     def count(self, method: str, pattern: str) -> int:
         with self.lock:
@@ -172,6 +180,8 @@ class FakeBTCPay:
         payload = json.loads(body) if body else {}
         if method == "POST" and rest == "/invoices":
             return self.create_invoice(payload)
+        if method == "GET" and rest == "/pull-payments":
+            return 200, list(self.pull_payments.values())
         found = re.fullmatch(r"/invoices/(?P<id>\w+)(?P<tail>/payment-methods|/refund)?", rest)
         invoice = self.invoices.get(found["id"]) if found else None
         if invoice is None:
@@ -267,6 +277,10 @@ def _handler_for(fake: FakeBTCPay):
                     status, answer = fake.handle(method, path, self.headers, body)
                 except ValueError:
                     status, answer = 400, {"code": "invalid-json", "message": "The request body is not JSON"}
+            if method == "POST" and path.endswith("/refund"):
+                with fake.lock:
+                    hold = fake._held.pop("refund", 0)
+                time.sleep(hold)
             self._send(status, json.dumps(answer).encode(), "application/json")
 
         def do_GET(self):

@@ -16,7 +16,7 @@ from app.activity import Actor
 from app.billing.errors import BillingError
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.gateways import processing
-from app.gateways.base import GatewayNotConfigured
+from app.gateways.base import GatewayNotConfigured, OutcomeUnknown
 from app.gateways.registry import available_gateways, get_gateway
 from app.models.billing import Invoice, ItemType, Transaction
 from app.models.gateways import GatewayEvent, PaymentAttempt
@@ -221,8 +221,13 @@ def test_a_webhook_that_cannot_be_believed_is_rejected_logged_and_changes_nothin
 def test_a_refund_becomes_a_pull_payment_at_btcpay(db, client, fake_btcpay, checkout):
     deliver(client, fake_btcpay, paid(fake_btcpay, checkout))
     payment = db.session.scalars(select(Transaction)).one()
+    fake_btcpay.hold_next_answer("refund", 4)
+    with pytest.raises(OutcomeUnknown):
+        processing.refund_transaction(payment.id, "10.00", "Partial refund", actor=STAFF)
+    db.session.rollback()
     result = processing.refund_transaction(payment.id, "10.00", "Partial refund", actor=STAFF)
     db.session.commit()
+    assert len(fake_btcpay.pull_payments) == 1  # asked again: found, not made twice
     pull = fake_btcpay.pull_payments[result.transaction.gateway_transaction_id]
     assert (pull["amount"], pull["currency"]) == ("10.00", "EUR")
     assert (result.transaction.amount_out, snapshot(db, checkout["invoice_id"])[:2]) == (

@@ -195,24 +195,35 @@ class BTCPayGateway(Gateway):
     def refund(self, transaction: "Transaction", amount: Decimal, *,
                idempotency_key: str) -> GatewayResponse:
         invoice_id = _check_id(transaction.gateway_transaction_id)
+        currency = transaction.currency.code
+        name = f"Refund {idempotency_key}"[:100]
+        # The same refund asked again (after a lost answer) finds the pull payment made then.
+        made = next((pull for pull in self._request("GET", "/pull-payments", "the store's pull payments")
+                     if isinstance(pull, dict) and pull.get("name") == name), None)
+        if made is not None:
+            return self._refund_response(made, amount, currency)
         methods = self._request("GET", f"/invoices/{invoice_id}/payment-methods", "the invoice's payments")
         paid_with = next((m for m in methods or [] if isinstance(m, dict) and m.get("payments")), None)
         if paid_with is None:
             raise GatewayError("BTCPay shows no payment on that invoice to refund")
         method = paid_with.get("paymentMethodId") or paid_with.get("paymentMethod")
-        currency = transaction.currency.code
         pull = self._request("POST", f"/invoices/{invoice_id}/refund", "the refund", moves_money=True, payload={
-            "name": f"Refund {idempotency_key}"[:100],
+            "name": name,
             "description": f"Refund of invoice {transaction.invoice_id or ''}".strip(),
             # The field's name before and since BTCPay Server 2.0.
             "paymentMethod": method, "payoutMethodId": method,
             "refundVariant": "Custom", "customAmount": f"{to_money(amount):.2f}",
             "customCurrency": currency,
         })
+        return self._refund_response(pull, amount, currency)
+
+    @staticmethod
+    def _refund_response(pull: Any, amount: Decimal, currency: str) -> GatewayResponse:
         pull_id = pull.get("id") if isinstance(pull, dict) else None
         if not isinstance(pull_id, str) or not pull_id:
             raise GatewayError("BTCPay made no pull payment for the refund")
-        if str(pull.get("currency") or "").upper() != currency or _amount(pull.get("amount"), "the refund") != to_money(amount):
+        refunded = _amount(pull.get("amount"), "the refund")
+        if str(pull.get("currency") or "").upper() != currency or refunded != to_money(amount):
             raise GatewayError(f"BTCPay's refund is {pull.get('amount')} {pull.get('currency')}, "
                                f"not {to_money(amount)} {currency}")
         return GatewayResponse(success=True, transaction_id=pull_id, raw_id=pull_id,
