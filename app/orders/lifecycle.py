@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import settings
 from app.activity import Actor, log
@@ -22,13 +22,14 @@ from app.billing.numbering_counter import lock_row
 from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
-from app.models.billing import Invoice, InvoiceStatus
+from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
 from app.models.domains import Domain, DomainStatus
 from app.models.orders import (
     CancellationRequest, Order, OrderStatus, Service, ServiceAddon, ServiceStatus, Upgrade,
 )
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.orders.cart import OrderError
+from app.orders.pricing import full_recurring_price
 from app.provisioning.service_commands import ServiceCommandError, create_service
 
 # Product.auto_setup values (WHMCS: on order, on first payment, on manual accept, never).
@@ -215,6 +216,35 @@ def invoice_paid(invoice: Invoice, actor: Actor | None = None) -> None:
     """Called by payments.mark_invoice_paid, in the payment's transaction."""
     for order in db.session.scalars(select(Order).where(Order.invoice_id == invoice.id)):
         order_paid(order, actor=actor)
+    for item in invoice.items:
+        if item.type == ItemType.HOSTING and item.rel_id is not None:
+            end_recurring_discount(item.rel_id, actor or Actor.system())
+
+
+def end_recurring_discount(service_id: int, actor: Actor) -> None:
+    """A recurring promotion limited to recur_for renewals: once that many renewals are
+    paid, the service goes back to the full price for the renewals after."""
+    service = db.session.get(Service, service_id)
+    promotion = service.promotion if service is not None else None
+    if promotion is None or not promotion.recurring or not promotion.recur_for:
+        return
+    renewals_paid = db.session.scalar(
+        select(func.count()).select_from(InvoiceItem).join(Invoice, Invoice.id == InvoiceItem.invoice_id)
+        .where(InvoiceItem.type == ItemType.HOSTING.value, InvoiceItem.rel_id == service.id,
+               InvoiceItem.period_start > service.registration_date,
+               Invoice.status == InvoiceStatus.PAID.value))
+    if renewals_paid < promotion.recur_for:
+        return
+    full = full_recurring_price(service)
+    if full is None or full == service.recurring_amount:
+        return
+    before = service.recurring_amount
+    service.recurring_amount = full
+    service.promotion_id = None
+    log("service_promotion_ended", f"Service #{service.id}: promotion {promotion.code} applied to "
+        f"{promotion.recur_for} renewal(s); the recurring amount goes from {before} to {full}", service,
+        before={"recurring_amount": before, "promotion_id": promotion.id},
+        after={"recurring_amount": full, "promotion_id": None}, actor=actor)
 
 
 # Pending, cancel, fraud, delete

@@ -190,7 +190,7 @@ def tld_of(name: str) -> str:
     return name.split(".", 1)[1] if "." in name else ""
 
 
-def _find_tld(tld: str) -> Tld | None:
+def find_tld(tld: str) -> Tld | None:
     extension = "." + tld.lower().lstrip(".")
     return db.session.scalar(select(Tld).where(Tld.extension == extension))
 
@@ -199,7 +199,7 @@ def domain_price(tld: str, currency_code: str, action: str, years: int) -> Decim
     """The price to register or transfer (or renew) a domain for `years`; None when not sold."""
     if action not in (*DOMAIN_ACTIONS, "renew"):
         raise OrderError(f"Unknown domain action {action!r}.")
-    found = _find_tld(tld)
+    found = find_tld(tld)
     if found is None:
         return None
     currency = currency_by_code(currency_code)
@@ -386,6 +386,23 @@ def _price_options(product: Product, cart_line: CartLine, currency: Currency,
         choices.append(OptionChoice(option.id, value.id, quantity, label,
                                     found[0] * quantity, found[1] * quantity))
     return choices
+
+
+def full_recurring_price(service) -> Decimal | None:
+    """What a service's product and chosen options cost per cycle now, in the client's
+    currency, without any promotion; None when the cycle is no longer sold."""
+    currency = service.client.currency
+    prices = product_prices(service.product_id, currency.code)
+    if service.billing_cycle not in prices:
+        return None
+    total = prices[service.billing_cycle][0]
+    for choice in service.config_options:
+        if choice.value is None:
+            continue
+        found = _cycle_price(choice.value.pricing, currency.id, service.billing_cycle)
+        quantity = choice.quantity if choice.option.option_type == "quantity" else 1
+        total += (found[0] if found else ZERO) * quantity
+    return total
 
 
 def _first_period(product: Product, cycle: str, price: Decimal, today: date,

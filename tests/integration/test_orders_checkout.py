@@ -337,3 +337,27 @@ def test_prorata_service_is_due_on_the_prorata_day_once_paid(db):
     pay(db, invoice.id, invoice.total, "T-P")
     service = db.session.scalar(select(Service))
     assert (service.next_due_date, service.next_invoice_date) == (date(2027, 1, 1), date(2027, 1, 1))
+
+
+def test_recurring_promotion_ends_after_its_renewals(db, shop):
+    from app.billing.generation import generate_due_invoices
+
+    orders_catalog.promotion("TWICE", "Percentage", "10", recurring=True, recur_for=1)
+    customer = factories.client()
+    order = create_order(cart_for(shop, "TWICE"), customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    pay(db, order.invoice_id, db.session.get(Invoice, order.invoice_id).total, "T-1")
+    service = db.session.scalar(select(Service))
+    assert (service.status, service.recurring_amount) == ("Active", D("16.65"))
+
+    generate_due_invoices(date(2027, 1, 1), (customer.id, customer.id))
+    renewal = db.session.scalar(select(Invoice).where(Invoice.id != order.invoice_id,
+                                                      Invoice.client_id == customer.id)
+                                .order_by(Invoice.id.desc()))
+    hosting = next(i for i in renewal.items if i.type == "Hosting")
+    assert (hosting.amount, hosting.period_start) == (D("16.65"), date(2027, 1, 5))
+    pay(db, renewal.id, renewal.total, "T-2")
+    db.session.expire_all()
+    service = db.session.scalar(select(Service))
+    assert (service.recurring_amount, service.promotion_id) == (D("18.50"), None)
+    assert db.session.scalar(select(ActivityLog).where(ActivityLog.action == "service_promotion_ended"))
