@@ -24,10 +24,10 @@ from app.extensions import db
 from app.gateways import methods, processing, surcharges
 from app.gateways.base import Gateway, GatewayError, PaymentStatus
 from app.gateways.registry import enabled_gateways
-from app.models.billing import Invoice, InvoiceStatus, PayMethod
+from app.models.billing import Invoice, InvoiceStatus, ItemType, PayMethod
 from app.portal import portal
 from app.portal.access import current_client, owned_or_404, requires
-from app.portal.views import HIDDEN_INVOICE_STATUSES, OWED_STATUSES, _owned_invoice
+from app.portal.views import OWED_STATUSES, _owned_invoice
 
 # Credit has its own form on the invoice page (the client says how much).
 _NOT_LISTED = ("credit",)
@@ -137,11 +137,10 @@ def payment_return(invoice_id: int, gateway: str):
 def _unpaid_invoices() -> list[Invoice]:
     rows = db.session.scalars(
         select(Invoice).where(Invoice.client_id == current_client().id,
-                              Invoice.status == InvoiceStatus.UNPAID.value,
-                              Invoice.status.notin_(HIDDEN_INVOICE_STATUSES))
+                              Invoice.status == InvoiceStatus.UNPAID.value)
         .order_by(Invoice.due_date, Invoice.id))
     return [row for row in rows if row.balance > 0 and not mass_payment.is_mass_pay(row)
-            and not any(item.type == "AddFunds" for item in row.items)]
+            and not any(item.type == ItemType.ADD_FUNDS for item in row.items)]
 
 
 @portal.route("/invoices/mass-pay", methods=["GET", "POST"])
