@@ -361,3 +361,35 @@ def test_recurring_promotion_ends_after_its_renewals(db, shop):
     service = db.session.scalar(select(Service))
     assert (service.recurring_amount, service.promotion_id) == (D("18.50"), None)
     assert db.session.scalar(select(ActivityLog).where(ActivityLog.action == "service_promotion_ended"))
+
+
+def test_paid_order_registers_and_transfers_domains_through_the_registrar(db, shop):
+    from app.models.domains import Tld
+
+    db.session.scalar(select(Tld)).registrar_module = "local"
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", domain="reg.com"),
+                        CartLine("domain", domain="reg.com", domain_action="register", years=2),
+                        CartLine("domain", domain="moving.com", domain_action="transfer", epp_code="EPP-9")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    pay(db, order.invoice_id, db.session.get(Invoice, order.invoice_id).total, "T-R")
+    registered, moving = db.session.scalars(select(Domain).order_by(Domain.id)).all()
+    assert (registered.status, registered.registrar, registered.next_due_date) == (
+        "Active", "local", date(2028, 12, 5))
+    assert moving.status in ("Active", "Pending Transfer") and moving.epp_code == "EPP-9"
+    lifecycle.accept_order(order.id, actor=STAFF)      # again: nothing sent twice
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(ActivityLog).where(
+        ActivityLog.action == "domain_registered")) == 1
+
+
+def test_domains_without_a_registrar_module_stay_pending_with_a_log_line(db, shop):
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("domain", domain="manual.com", domain_action="register")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    lifecycle.accept_order(order.id, actor=STAFF)
+    db.session.commit()
+    assert db.session.scalar(select(Domain)).status == "Pending"
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "domain_registrar_failed"))
+    assert "has no registrar module" in entry.description
