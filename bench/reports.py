@@ -236,7 +236,7 @@ def main() -> None:
 
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{SQLITE_FILE}"
     if database_url.startswith("postgres") and "bench" not in database_url.rsplit("/", 1)[-1] \
-            and not args.force:
+            and not args.force and not args.measure_only:
         sys.exit("refusing to drop the tables of a database whose name lacks 'bench' "
                  "(use --force)")
     app = make_app(database_url)
@@ -252,6 +252,13 @@ def main() -> None:
         db.create_all()
         started = time.perf_counter()
         counts = seed(args.rows)
+        if database_url.startswith("postgres"):
+            # Fresh statistics, as autovacuum would have them after such a load.
+            from sqlalchemy import text
+
+            db.session.commit()
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE"))
         seeded = time.perf_counter() - started
     print(f"Seeded in {seeded:.1f} s on {database_url.split(':')[0]}: "
           + ", ".join(f"{count:,} {name}" for name, count in counts.items()))

@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
-from sqlalchemy import Integer, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, or_, select, union_all
 
 from app.extensions import db
 from app.models.billing import InvoiceItem, ItemType
@@ -34,7 +34,7 @@ from reports.builder import (
     CheckedFilter, ReportDefinition, ReportError, ReportResult, ResultColumn, filtered_base,
     quantize,
 )
-from reports.builtin import _month_start, rate_lookup, special
+from reports.builtin import rate_lookup, special
 from reports.datasets import DATASETS, DATE, INTEGER, MONEY, NUMBER, TEXT, Dataset, QueryContext, \
     monthly_amount
 from reports.sql import date_of, month_index, text_after_first, time_bucket
@@ -110,75 +110,69 @@ def _service_pieces(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFi
     ).select_from(base.join(upgrades, upgrades.c.service_id == base.c.service_id)
                   .join(Service, Service.id == base.c.service_id)) \
         .where(*where, upgrades.c.rank == 1)
-    return union_all(plain, upgraded, before_first).subquery("pieces")
+    # A CTE: evaluated once, though the events read it twice.
+    return union_all(plain, upgraded, before_first).cte("pieces")
 
 
 def movement_frame(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],
-                   first: int, last: int) -> pd.DataFrame:
+                   first: int, last: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per month index (first..last), currency and kind of movement: the number of
-    clients, their MRR at the month's end (cur) and at the month before's end (prev)."""
+    clients and the change of their MRR; and per currency the MRR and the paying
+    clients at the end of the month before `first`.
+
+    A client's MRR only changes in a month where one of its pieces starts or stops,
+    so the statement works on those events, not on every client and month: a running
+    sum over a client's events is its MRR after each of them."""
     pieces = _service_pieces(ctx, dataset, filters)
-    months = union_all(*[select(literal(index, Integer).label("m"))
-                         for index in range(first - 1, last + 1)]).subquery("months")
-    counted = pieces.c.amount > 0
-    client_month = (
-        select(pieces.c.client_id, pieces.c.currency, months.c.m,
-               func.sum(pieces.c.amount).label("mrr"))
-        .select_from(pieces.join(months, and_(
-            pieces.c.start <= months.c.m,
-            or_(pieces.c.stop.is_(None), pieces.c.stop > months.c.m))))
-        .where(counted)
-        .group_by(pieces.c.client_id, pieces.c.currency, months.c.m)
-        .subquery("client_month"))
-    # A client with MRR in a month before `first` is reactivated, not new, when it returns.
-    first_paying = (select(pieces.c.client_id, func.min(pieces.c.start).label("since"))
-                    .where(counted, or_(pieces.c.stop.is_(None), pieces.c.stop > pieces.c.start))
-                    .group_by(pieces.c.client_id).subquery("first_paying"))
-    cm = client_month.c
-    # Each month's MRR against the month before: this month's row, and last month's
-    # moved on by one (a client gone this month has only the latter).
-    pairs = union_all(
-        select(cm.client_id, cm.currency, cm.m, cm.mrr.label("cur"), (cm.mrr * 0).label("prev"))
-        .where(cm.m >= first),
-        select(cm.client_id, cm.currency, (cm.m + 1).label("m"), cm.mrr * 0, cm.mrr)
-        .where(cm.m + 1 <= last),
-    ).subquery("pairs")
-    per_client = (select(pairs.c.client_id, pairs.c.currency, pairs.c.m,
-                         func.sum(pairs.c.cur).label("cur"), func.sum(pairs.c.prev).label("prev"))
-                  .group_by(pairs.c.client_id, pairs.c.currency, pairs.c.m).subquery("per_client"))
-    pc = per_client.c
+    p = pieces.c
+    counted = and_(p.amount > 0, or_(p.stop.is_(None), p.stop > p.start))
+    events = union_all(
+        select(p.client_id, p.currency, p.start.label("m"), p.amount.label("delta"))
+        .where(counted),
+        select(p.client_id, p.currency, p.stop, -p.amount).where(counted, p.stop.is_not(None)),
+    ).subquery("events")
+    per_month = (select(events.c.client_id, events.c.currency, events.c.m,
+                        func.sum(events.c.delta).label("delta"))
+                 .group_by(events.c.client_id, events.c.currency, events.c.m)
+                 .subquery("per_month"))
+    pm = per_month.c
+    running = func.sum(pm.delta).over(partition_by=(pm.client_id, pm.currency), order_by=pm.m)
+    # Rounded to 6 places: SQLite adds in floating point, and an ended client must be 0.
+    after = select(
+        pm.client_id, pm.currency, pm.m, pm.delta,
+        func.round(running, 6).label("cur"), func.round(running - pm.delta, 6).label("prev"),
+        func.min(pm.m).over(partition_by=pm.client_id).label("since"),
+    ).subquery("after")
+    a = after.c
     kind = case(
-        (and_(pc.prev == 0, pc.cur > 0, first_paying.c.since < pc.m), "reactivation"),
-        (and_(pc.prev == 0, pc.cur > 0), "new"),
-        (and_(pc.prev > 0, pc.cur == 0), "churn"),
-        (pc.cur > pc.prev, "expansion"),
-        (pc.cur < pc.prev, "contraction"),
+        (and_(a.prev == 0, a.cur > 0, a.since < a.m), "reactivation"),
+        (and_(a.prev == 0, a.cur > 0), "new"),
+        (and_(a.prev > 0, a.cur == 0), "churn"),
+        (a.cur > a.prev, "expansion"),
+        (a.cur < a.prev, "contraction"),
         else_="unchanged").label("kind")
-    statement = (select(pc.m, pc.currency, kind, func.count().label("clients"),
-                        func.sum(pc.cur).label("cur"), func.sum(pc.prev).label("prev"))
-                 .select_from(per_client.join(first_paying,
-                                              first_paying.c.client_id == pc.client_id))
-                 .group_by(pc.m, pc.currency, kind))
-    rows = db.session.execute(statement).all()
+    # Events before the window are added up into the month before it: the opening.
+    before = first - 1
+    bucket = case((a.m < first, before), else_=a.m).label("m")
+    rows = db.session.execute(
+        select(bucket, a.currency, kind, func.count().label("clients"),
+               func.sum(a.delta).label("delta"))
+        .where(a.m <= last).group_by(bucket, a.currency, kind)).all()
     frame = pd.DataFrame([tuple(row) for row in rows],
-                         columns=["m", "currency", "kind", "clients", "cur", "prev"])
+                         columns=["m", "currency", "kind", "clients", "delta"])
     frame["m"] = frame["m"].astype(int)
     frame["clients"] = frame["clients"].astype(int)
-    for name in ("cur", "prev"):
-        frame[name] = frame[name].map(lambda value: Decimal(str(value or 0))).astype(object)
-    return frame
+    frame["delta"] = frame["delta"].map(_decimal).astype(object)
+    early = frame[frame["m"] == before]
+    sign = early["kind"].map({"new": 1, "reactivation": 1, "churn": -1}).fillna(0).astype(int)
+    opening = pd.DataFrame({"currency": early["currency"], "mrr": early["delta"],
+                            "clients": early["clients"] * sign})
+    opening = opening.groupby("currency")[["mrr", "clients"]].sum()
+    return frame[frame["m"] >= first], opening
 
 
-def _rates(ctx: QueryContext, frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
-    """Each currency's rate at the end of each month first-1..last (today for the
-    current month): one small frame, merged onto the movement rows."""
-    codes = set(frame["currency"])
-    rate = rate_lookup(codes, ctx.today)
-    records = []
-    for index in range(first - 1, last + 1):
-        as_of = min(month_of(index + 1) - timedelta(days=1), ctx.today)
-        records += [{"m": index, "currency": code, "rate": rate(code, as_of)} for code in codes]
-    return pd.DataFrame(records, columns=["m", "currency", "rate"])
+def _decimal(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
 
 
 def _money(series: pd.Series) -> pd.Series:
@@ -194,52 +188,82 @@ def _percent(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 
 def monthly_movements(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],
                       months: int) -> pd.DataFrame:
-    """One row per month and currency: MRR at the start and end, each movement's
-    amount and the clients behind it. Converted amounts use each month's end rate;
-    the start is the month before's end at that month's rate, and `fx` is what the
-    change of rate moved."""
+    """One row per month and currency: MRR and paying clients at the start and end,
+    each movement's amount and its clients. Converted amounts use each month's end
+    rate; the start is the month before's end at that month's rate, and `fx` is what
+    the change of rate moved."""
     last = index_of(ctx.today)
     first = last - months + 1
-    frame = movement_frame(ctx, dataset, filters, first, last)
-    frame["delta"] = (frame["cur"] - frame["prev"]).astype(object)
-    if ctx.convert:
-        rates = _rates(ctx, frame, first, last)
-        frame = frame.merge(rates, on=["m", "currency"], how="left")
-        before = rates.assign(m=rates["m"] + 1).rename(columns={"rate": "prev_rate"})
-        frame = frame.merge(before, on=["m", "currency"], how="left")
-        frame["cur"] = (frame["cur"] / frame["rate"]).astype(object)
-        frame["prev"] = (frame["prev"] / frame["prev_rate"]).astype(object)
-        frame["delta"] = (frame["delta"] / frame["rate"]).astype(object)
-        frame["currency"] = ctx.default_currency
-    keys = ["m", "currency"]
-    totals = frame.groupby(keys)[["cur", "prev"]].sum()
-    by_kind = frame[frame["kind"].isin(MOVEMENTS)]
-    amounts = by_kind.groupby(keys + ["kind"])["delta"].sum().unstack("kind")
-    clients = by_kind.groupby(keys + ["kind"])["clients"].sum().unstack("kind")
-    paying = frame[frame["cur"] > 0].groupby(keys)["clients"].sum()
-    paying_before = frame[frame["prev"] > 0].groupby(keys)["clients"].sum()
-    currencies = sorted(set(frame["currency"])) or ([ctx.default_currency] if ctx.convert else [])
-    grid = pd.MultiIndex.from_product([range(first, last + 1), currencies], names=keys)
+    moves, opening = movement_frame(ctx, dataset, filters, first, last)
+    currencies = sorted(set(moves["currency"]) | set(opening.index))
+    grid = pd.MultiIndex.from_product([currencies, range(first, last + 1)],
+                                      names=["currency", "m"])
+    chosen = moves[moves["kind"].isin(MOVEMENTS)]
+    amounts = chosen.groupby(["currency", "m", "kind"])["delta"].sum().unstack("kind")
+    counts = chosen.groupby(["currency", "m", "kind"])["clients"].sum().unstack("kind")
+    frame = pd.DataFrame(index=grid)
     zero = Decimal(0)
-    result = pd.DataFrame(index=grid)
-    result["mrr_start"] = totals["prev"].reindex(grid)
-    result["mrr"] = totals["cur"].reindex(grid)
     for kind in MOVEMENTS:
         column = amounts[kind] if kind in amounts.columns else pd.Series(dtype=object)
-        result[kind] = column.reindex(grid)
-        count = clients[kind] if kind in clients.columns else pd.Series(dtype=int)
-        result[f"{kind}_clients"] = count.reindex(grid).fillna(0).astype(int)
-    result["clients"] = paying.reindex(grid).fillna(0).astype(int)
-    result["clients_start"] = paying_before.reindex(grid).fillna(0).astype(int)
-    money = ["mrr_start", "mrr", *MOVEMENTS]
-    for name in money:
-        result[name] = result[name].map(lambda value: zero if pd.isna(value) else value) \
-            .astype(object)
-    result["fx"] = (result["mrr"] - result["mrr_start"]
-                    - sum(result[kind] for kind in MOVEMENTS)).astype(object)
-    result = result.reset_index()
-    result["month"] = result["m"].map(month_of)
-    return result
+        frame[kind] = column.reindex(grid).map(lambda v: zero if pd.isna(v) else v).astype(object)
+        count = counts[kind] if kind in counts.columns else pd.Series(dtype=int)
+        frame[f"{kind}_clients"] = count.reindex(grid).fillna(0).astype(int)
+    frame["change"] = sum(frame[kind] for kind in MOVEMENTS)
+    frame["client_change"] = (frame["new_clients"] + frame["reactivation_clients"]
+                              - frame["churn_clients"])
+    # Running totals per currency, from the opening figures (a few rows per currency).
+    ends, client_ends = [], []
+    for currency in currencies:
+        mrr = opening["mrr"].get(currency, zero)
+        clients = int(opening["clients"].get(currency, 0))
+        part = frame.loc[currency]
+        for change, client_change in zip(part["change"], part["client_change"]):
+            mrr += change
+            clients += client_change
+            ends.append(mrr)
+            client_ends.append(clients)
+    frame["mrr"] = pd.Series(ends, index=grid, dtype=object)
+    frame["clients"] = client_ends
+    frame["mrr_start"] = (frame["mrr"] - frame["change"]).astype(object)
+    frame["clients_start"] = frame["clients"] - frame["client_change"]
+    frame = frame.reset_index()
+    frame["fx"] = zero
+    if ctx.convert:
+        frame = _converted(ctx, frame, currencies, first, last)
+    frame["fx"] = frame["fx"].astype(object)
+    frame["month"] = frame["m"].map(month_of)
+    return frame.sort_values(["m", "currency"], kind="stable").reset_index(drop=True)
+
+
+def _converted(ctx: QueryContext, frame: pd.DataFrame, currencies: list[str], first: int,
+               last: int) -> pd.DataFrame:
+    """Each currency's figures in the default currency, added up per month."""
+    rate = rate_lookup(set(currencies), ctx.today)
+
+    def rate_at(code: str, index: int) -> Decimal:
+        return rate(code, min(month_of(index + 1) - timedelta(days=1), ctx.today))
+
+    rates = pd.DataFrame([{"currency": code, "m": index, "rate": rate_at(code, index),
+                           "prev_rate": rate_at(code, index - 1)}
+                          for code in currencies for index in range(first, last + 1)],
+                         columns=["currency", "m", "rate", "prev_rate"])
+    frame = frame.merge(rates, on=["currency", "m"], how="left")
+    for name in (*MOVEMENTS, "mrr"):
+        frame[name] = (frame[name] / frame["rate"]).astype(object)
+    frame["mrr_start"] = (frame["mrr_start"] / frame["prev_rate"]).astype(object)
+    frame["fx"] = (frame["mrr"] - frame["mrr_start"]
+                   - sum(frame[kind] for kind in MOVEMENTS)).astype(object)
+    frame["currency"] = ctx.default_currency
+    money = [*MOVEMENTS, "mrr", "mrr_start", "fx"]
+    counts = [f"{kind}_clients" for kind in MOVEMENTS] + ["clients", "clients_start"]
+    summed = frame.groupby(["m", "currency"])[money + counts].sum().reset_index()
+    if summed.empty:  # no service at all: one row of zeros per month
+        summed = pd.DataFrame({"m": range(first, last + 1), "currency": ctx.default_currency})
+        for name in money:
+            summed[name] = Decimal(0)
+        for name in counts:
+            summed[name] = 0
+    return summed
 
 
 def _result(definition, ctx, columns: list[ResultColumn], frame: pd.DataFrame) -> ReportResult:

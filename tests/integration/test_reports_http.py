@@ -144,7 +144,8 @@ def test_builder_runs_a_definition_from_the_form(admin_client, some_income):
     table = page[page.index('class="table table-condensed table-striped'):]
     assert table.index("1,234.50") < table.index("100.25")
     assert 'class="report-chart"' in page and "/reports/assets/plotly.min.js" in page
-    assert "/reports/builder/export.xlsx?" in page
+    assert "/reports/builder/export.csv?" in page
+    assert 'action="/reports/builder/export-job"' in page  # Excel and PDF: made by a worker
 
 
 def test_builder_names_the_mistake_and_saves_nothing(app, admin_client):
