@@ -27,7 +27,7 @@ from app.extensions import db
 from app.gateways.base import UnknownGatewayError
 from app.gateways.registry import gateway_class
 from app.models.billing import InvoiceStatus, ItemType
-from app.models.catalog import Product
+from app.models.catalog import Addon, Product
 from app.models.clients import Client, ClientStatus
 from app.models.domains import Domain, DomainStatus
 from app.models.orders import (
@@ -158,7 +158,7 @@ def _make_addon(order: Order, line: QuoteLine, service: Service, today: date) ->
     next_due, next_invoice = _first_due_dates(line, None, today)
     addon = ServiceAddon(
         service_id=service.id, client_id=order.client_id, addon_id=line.addon_id,
-        name=line.description.removeprefix("Addon: ").split(" - ")[0],
+        name=db.session.get(Addon, line.addon_id).name,
         status=ServiceStatus.PENDING.value, billing_cycle=line.cycle, setup_fee=line.setup_fee,
         recurring_amount=line.recurring_amount, registration_date=today,
         next_due_date=next_due, next_invoice_date=next_invoice)

@@ -158,6 +158,8 @@ def accept_order(order_id: int, actor: Actor | None = None, run_module: bool = T
         return order
     if order.status == OrderStatus.CANCELLED:
         raise OrderError(f"Order {order.order_number} is Cancelled: set it to Pending before accepting it.")
+    if order.status == OrderStatus.FRAUD:
+        _release(order, actor, f"order {order.order_number} accepted after review")
     try:
         for service in _services(order):
             if service.status != ServiceStatus.PENDING:
@@ -279,7 +281,13 @@ def set_pending(order_id: int, actor: Actor | None = None, reason: str = "") -> 
         return order
     if order.status == OrderStatus.ACTIVE:
         raise OrderError(f"Order {order.order_number} is Active: its services are live.")
-    why = f"order {order.order_number} set to Pending"
+    _release(order, actor, f"order {order.order_number} set to Pending")
+    _order_status(order, OrderStatus.PENDING.value, actor, reason)
+    return order
+
+
+def _release(order: Order, actor: Actor, why: str) -> None:
+    """Held or cancelled rows become Pending again; a cancelled invoice is reopened."""
     for row in (*_services(order), *_addons(order)):
         if row.status in (ServiceStatus.FRAUD, ServiceStatus.CANCELLED):
             _set_status(row, ServiceStatus.PENDING.value, actor, why)
@@ -289,8 +297,6 @@ def set_pending(order_id: int, actor: Actor | None = None, reason: str = "") -> 
     invoice = db.session.get(Invoice, order.invoice_id) if order.invoice_id else None
     if invoice is not None and invoice.status == InvoiceStatus.CANCELLED:
         invoicing.mark_unpaid(invoice.id, actor=actor, reason=why)
-    _order_status(order, OrderStatus.PENDING.value, actor, reason)
-    return order
 
 
 def cancel_order(order_id: int, actor: Actor | None = None, reason: str = "",

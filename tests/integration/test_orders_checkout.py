@@ -393,3 +393,35 @@ def test_domains_without_a_registrar_module_stay_pending_with_a_log_line(db, sho
     assert db.session.scalar(select(Domain)).status == "Pending"
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "domain_registrar_failed"))
     assert "has no registrar module" in entry.description
+
+
+def test_accepting_a_fraud_order_releases_its_rows_and_invoice(db, shop):
+    customer = factories.client()
+    order = create_order(cart_for(shop), customer.id, "banktransfer", None, today=TODAY)
+    lifecycle.mark_fraud(order.id, actor=STAFF, reason="check")
+    lifecycle.accept_order(order.id, actor=STAFF)
+    db.session.commit()
+    assert order.status == "Active" and db.session.scalar(select(Service)).status == "Active"
+    assert db.session.get(Invoice, order.invoice_id).status == "Unpaid"
+
+
+def test_free_product_needs_no_invoice_and_is_accepted(db):
+    shop = orders_catalog.build(payment_type="free")
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, domain="free.example")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    service = db.session.scalar(select(Service))
+    assert (order.invoice_id, order.amount, order.status) == (None, D("0.00"), "Active")
+    assert (service.billing_cycle, service.status, service.next_due_date) == ("Free Account", "Active", None)
+
+
+def test_stock_is_taken_by_the_order(db):
+    shop = orders_catalog.build(stock_control=True, stock_quantity=3)
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", quantity=2, domain="s.example")])
+    create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    assert shop.product.stock_quantity == 1 and db.session.scalar(select(func.count()).select_from(Service)) == 2
+    with pytest.raises(OrderError, match="Only 1 of"):
+        create_order(cart, customer.id, "banktransfer", None, today=TODAY)
