@@ -15,6 +15,8 @@ from wtforms.validators import Optional, StopValidation
 
 from app.activity import current_actor
 from app.admin.actions import InvoiceActions, TransactionActions, sentence
+from app.admin.quote_actions import QuoteActions
+from app.billing import quotes
 from app.admin.catalog import (
     NumberBetween, Pattern, ReadOnlyModelView, TallyModelView, UniqueValue, format_amount,
     format_percent, money_in, not_negative, optional_text, secret_field, select_field,
@@ -188,6 +190,9 @@ class BillableItemView(TallyModelView):
 
 
 class QuoteItemView(TallyModelView):
+    """Lines of a quote; the quote's totals are worked out again by the quotes engine
+    on every change, and an accepted quote's lines no longer change."""
+
     datamodel = SQLAInterface(QuoteItem)
     money_columns = money_in("quote.currency", "unit_price")
     list_title = "Quote Items"
@@ -205,8 +210,14 @@ class QuoteItemView(TallyModelView):
                                            "The discount is 0 to 100 percent.")],
     }
 
+    def before_save(self, item, is_created):
+        quotes.refresh_totals(item.quote, adding=item)
 
-class QuoteView(TallyModelView):
+    def before_delete(self, item):
+        quotes.refresh_totals(item.quote, without=item)
+
+
+class QuoteView(QuoteActions, TallyModelView):
     datamodel = SQLAInterface(Quote)
     money_columns = money_in("currency", "subtotal", "tax1", "tax2", "total")
     list_title = "Quotes"
@@ -230,10 +241,18 @@ class QuoteView(TallyModelView):
         ("Text", {"fields": ["proposal", "customer_notes", "admin_notes"], "expanded": False}),
     ]
     formatters_columns = {"stage": status_label, "accepted_at": when}
+    # Accepted is reached with the Accept button only (it makes the invoice).
     add_form_extra_fields = edit_form_extra_fields = {
-        "stage": select_field("Stage", [(s.value, s.value) for s in QuoteStage],
+        "stage": select_field("Stage", [(s.value, s.value) for s in QuoteStage
+                                        if s != QuoteStage.ACCEPTED],
                               default=QuoteStage.DRAFT.value),
     }
+
+    def before_save(self, item, is_created):
+        if item.client is not None:
+            # Quotes are in the client's currency, like its invoices.
+            item.currency = item.client.currency
+        quotes.refresh_totals(item)
 
 
 # ---------------------------------------------------------------------------

@@ -181,22 +181,60 @@ def update_quote(quote_id: int, *, subject: str | None = None, stage: str | None
     return quote
 
 
-def send_quote(quote_id: int, *, pdf: bytes | None = None, actor: Actor | None = None) -> Quote:
-    """Email the quote to the client (with its PDF when given); a Draft becomes Delivered."""
-    actor = actor or Actor.system()
-    quote = _lock(quote_id)
+def refresh_totals(quote: Quote, *, adding: QuoteItem | None = None,
+                   without: QuoteItem | None = None) -> Quote:
+    """Work the totals out again from the lines (the admin's line and quote forms call
+    it before saving): `adding` a line not in the session yet, `without` a line being
+    deleted."""
+    _editable(quote)
+    # The row being saved is not in the session yet: nothing may flush it half-built.
+    with db.session.no_autoflush:
+        lines = [item for item in quote.items if item is not without and item is not adding]
+        places = invoicing.currency_places(quote.client)
+        taxes = taxes_for_client(quote.client)
+    if adding is not None:
+        lines.append(adding)
+    result = compute_invoice_taxes([(line_amount(item, places), item.taxed) for item in lines],
+                                   taxes.level1, taxes.level2, taxes.inclusive, taxes.compound,
+                                   taxes.exempt, places)
+    if result.total < 0:
+        raise QuoteError(f"a quote total cannot be negative (the lines add up to {result.total})")
+    quote.subtotal, quote.tax1, quote.tax2, quote.total = (
+        result.subtotal, result.tax1, result.tax2, result.total)
+    return quote
+
+
+def check_sendable(quote_id: int) -> Quote:
+    """Refuse now what send_quote would refuse later (before its job is queued)."""
+    quote = db.session.get(Quote, quote_id) if isinstance(quote_id, int) else None
+    if quote is None:
+        raise QuoteError("Quote ID Not Found")
     _editable(quote)
     if not quote.items:
         raise QuoteError(f"Quote #{quote.id} has no lines to send")
+    return quote
+
+
+def send_quote(quote_id: int, *, pdf: bytes | None = None, send_key: str | None = None,
+               actor: Actor | None = None) -> Quote:
+    """Email the quote to the client (with its PDF when given); a Draft becomes Delivered.
+    send_key: one sending asked for (a click); the email queue's unique key keeps a
+    repeated job from emailing twice."""
+    actor = actor or Actor.system()
+    quote = _lock(quote_id)
+    check_sendable(quote.id)
     context = {"quote_number": quote.id, "quote_subject": quote.subject,
                "quote_total": quote.currency.format(quote.total),
                "quote_valid_until": quote.valid_until.isoformat()}
     attachments = [(f"Quote-{quote.id}.pdf", "application/pdf", pdf)] if pdf else None
     try:
-        queue_email(SENT_TEMPLATE, quote.client_id, context, related=("quote", quote.id),
-                    attachments=attachments)
+        queued = queue_email(SENT_TEMPLATE, quote.client_id, context, related=("quote", quote.id),
+                             attachments=attachments,
+                             dedupe_key=f"quote-sent:{quote.id}:{send_key}" if send_key else None)
     except EmailTemplateMissing:
         raise QuoteError(f"The email template {SENT_TEMPLATE!r} is missing: nothing was sent") from None
+    if queued is None and send_key:
+        return quote  # this sending was done already
     before = {"stage": quote.stage}
     if quote.stage == QuoteStage.DRAFT:
         quote.stage = QuoteStage.DELIVERED.value
