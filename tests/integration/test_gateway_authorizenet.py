@@ -261,6 +261,25 @@ def test_an_unsettled_payment_is_voided_as_a_whole(db, client, fake_authorizenet
     assert fake_authorizenet.transactions[payment.gateway_transaction_id]["transactionStatus"] == "voided"
     assert result.transaction.gateway_transaction_id == f"void-{payment.gateway_transaction_id}"
     assert invoice_of(db, checkout["invoice_id"]).status == "Refunded"
+    answer = deliver(client, fake_authorizenet,
+                     fake_authorizenet.last_notification("net.authorize.payment.void.created"))
+    assert answer.get_json()["outcomes"] == ["already"]
+    assert count(db, Transaction) == 2
+
+
+def test_a_void_made_in_the_merchant_interface_is_recorded_once(db, client, fake_authorizenet, checkout):
+    back_from_hosted_page(client, fake_authorizenet.customer_pays(checkout["start"]))
+    payment = db.session.scalars(select(Transaction)).one()
+    fake_authorizenet.transactions[payment.gateway_transaction_id]["transactionStatus"] = "voided"
+    fake_authorizenet._notify("net.authorize.payment.void.created",
+                              fake_authorizenet.transactions[payment.gateway_transaction_id])
+    notification = fake_authorizenet.last_notification("net.authorize.payment.void.created")
+    assert deliver(client, fake_authorizenet, notification).get_json()["outcomes"] == ["applied"]
+    assert deliver(client, fake_authorizenet, notification).get_json()["outcomes"] == ["duplicate"]
+    rows = db.session.execute(select(Transaction.gateway_transaction_id, Transaction.amount_out)
+                              .order_by(Transaction.id)).all()
+    assert rows[1] == (f"void-{payment.gateway_transaction_id}", D("40.00"))
+    assert invoice_of(db, checkout["invoice_id"]).status == "Refunded"
 
 
 # Stored cards: customer payment profiles

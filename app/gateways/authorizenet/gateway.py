@@ -329,6 +329,17 @@ class AuthorizeNetGateway(Gateway):
                                        currency=self.currency())
             return WebhookEvent(event_id, kind, EventKind.REFUND.value, object_id, response,
                                 payment_id=str(refund.get("refTransId") or "") or None)
+        if kind == "net.authorize.payment.void.created":
+            # A void undoes the whole unsettled payment; recorded as "void-<transId>",
+            # the id our own void is booked under.
+            voided = self._details(object_id)
+            if voided.get("transactionStatus") != "voided":
+                return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
+            response = GatewayResponse(success=True, transaction_id=f"void-{object_id}",
+                                       raw_id=object_id, currency=self.currency(),
+                                       amount=_amount(voided.get("authAmount"), "the voided amount"))
+            return WebhookEvent(event_id, kind, EventKind.REFUND.value, object_id, response,
+                                payment_id=object_id)
         return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
 
     # Charging a stored customer payment profile
