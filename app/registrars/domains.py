@@ -463,6 +463,8 @@ def _apply_sync(domain: Domain, answer: SyncResult, module: RegistrarModule,
         if value is not None and getattr(domain, field) != value:
             before[field], after[field] = getattr(domain, field), value
             setattr(domain, field, value)
+    if before.get("status") == DomainStatus.PENDING_TRANSFER.value and domain.epp_code:
+        domain.epp_code = None  # the transfer is done: the secret is not kept any longer
     domain.last_synced_at = utcnow()
     db.session.flush()
     if not after:

@@ -105,6 +105,7 @@ def test_transfer_then_sync_completes_it(db, fake_namecheap):  # noqa: F811
     db.session.commit()
     domain = db.session.get(Domain, domain.id)
     assert domain.status == "Active" and synced.changed
+    assert domain.epp_code is None  # not kept once the transfer is done
     assert domain.expiry_date == fake_namecheap.domains["moving.com"]["expires"]
     assert actions(db, domain) == ["domain_transfer_started", "domain_synced"]
 
