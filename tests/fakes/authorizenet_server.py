@@ -14,7 +14,9 @@ the JSON API's documented formats for what the Authorize.net module calls.
   deleteCustomerPaymentProfileRequest (E00040 when gone).
 - Accept Hosted: POST /payment/payment with the form token shows the card form;
   customer_pays() fills it in, which makes the transaction and sends the browser to
-  the return options' url.
+  the return options' url; with save_card (and a customer profile named in the
+  request, addPaymentProfile on) the card is saved in that profile too, notified as
+  net.authorize.customer.paymentProfile.created. getCustomerProfileRequest answers.
 - Accept.js: accept_js_tokenize() gives opaqueData for a card (single use): the card
   number stays inside this fake, which keeps only the last 4 digits and the brand.
 - Cards: 4111111111111111 / 5424000000000015 approve; 4222222222222 is declined.
@@ -138,18 +140,19 @@ class FakeAuthorizeNet:
                                   "number_ok": approve, "expires": time.time() + 900}
             return value
 
-    def customer_pays(self, start, number: str = "4111111111111111", cancel: bool = False) -> str:
-        """The client's browser posts the form token, fills in the hosted form and is
-        sent back: returns the address it is sent to."""
+    def customer_pays(self, start, number: str = "4111111111111111", cancel: bool = False,
+                      save_card: bool = False) -> str:
+        """The client's browser posts the form token, fills in the hosted form (ticking
+        "save my card" or not) and is sent back: returns the address it is sent to."""
         page = requests.post(start.url, data=dict(start.form), timeout=5)
         assert page.status_code == 200 and "Pay" in page.text, page.text[:300]
         answer = requests.post(f"{self.base_url}/fake/hosted/submit", timeout=5, allow_redirects=False,
                                data={"token": start.form["token"], "cardNumber": number,
-                                     "cancel": "1" if cancel else ""})
+                                     "cancel": "1" if cancel else "", "saveCard": "1" if save_card else ""})
         assert answer.status_code == 302, answer.text
         return answer.headers["Location"]
 
-    def submit_hosted(self, token: str, number: str, cancel: bool) -> str:
+    def submit_hosted(self, token: str, number: str, cancel: bool, save_card: bool = False) -> str:
         page = self.page_tokens.get(token)
         if page is None or page["expires"] < time.time():
             raise Refusal("E00124", "The provided access token is invalid")
@@ -157,8 +160,18 @@ class FakeAuthorizeNet:
         if cancel:
             return options["cancelUrl"]
         request = page["transactionRequest"]
-        self._auth_capture(request, card={"last4": number[-4:], "brand": CARDS.get(number, ("Visa", True))[0],
-                                          "approve": CARDS.get(number, ("Visa", False))[1]})
+        card = {"last4": number[-4:], "brand": CARDS.get(number, ("Visa", True))[0],
+                "approve": CARDS.get(number, ("Visa", False))[1], "expiry": "2031-11"}
+        customer = self.profiles.get(str((request.get("profile") or {}).get("customerProfileId")))
+        customer_options = json.loads(page["settings"].get("hostedPaymentCustomerOptions") or "{}")
+        saved = None
+        if save_card and customer and customer_options.get("addPaymentProfile") and card["approve"]:
+            saved = self.new_id()[-9:]
+            customer["payment_profiles"][saved] = card
+        self._auth_capture(request, card=card, profile={
+            "customerProfileId": customer["id"], "customerPaymentProfileId": saved} if saved else None)
+        if saved:
+            self._notify_profile(customer["id"], saved)
         page["expires"] = 0  # a form token pays once
         return options["url"]
 
@@ -183,9 +196,19 @@ class FakeAuthorizeNet:
                         "avsResponse": "Y", "authAmount": transaction["authAmount"],
                         "invoiceNumber": transaction["order"].get("invoiceNumber", ""),
                         "entityName": "transaction", "id": transaction["transId"]}}
+        self._send_notification(notification)
+
+    def _notify_profile(self, profile_id: str, payment_profile_id: str) -> None:
+        self._send_notification({
+            "notificationId": str(uuid.uuid4()), "eventType": "net.authorize.customer.paymentProfile.created",
+            "eventDate": _now(), "webhookId": "b1d58a5e-7f8a-4c2b-9f0e-fake00000001",
+            "payload": {"customerProfileId": int(profile_id), "entityName": "customerPaymentProfile",
+                        "id": payment_profile_id, "customerType": "individual"}})
+
+    def _send_notification(self, notification: dict) -> None:
         self.notifications.append(notification)
         if self.webhook_url:
-            thread = threading.Thread(target=self._deliver, args=(self.notifications[-1],), daemon=True)
+            thread = threading.Thread(target=self._deliver, args=(notification,), daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -228,6 +251,7 @@ class FakeAuthorizeNet:
             "createCustomerProfileRequest": self.create_profile,
             "createCustomerPaymentProfileRequest": self.create_payment_profile,
             "getCustomerPaymentProfileRequest": self.get_payment_profile,
+            "getCustomerProfileRequest": self.get_profile,
             "deleteCustomerPaymentProfileRequest": self.delete_payment_profile,
         }.get(name)
         if handler is None:
@@ -411,6 +435,17 @@ class FakeAuthorizeNet:
                    validationDirectResponse="1,1,1,This transaction has been approved.,000000,P,0,none,"
                                             "Test transaction for ValidateCustomerPaymentProfile.,0.00,CC")
 
+    def get_profile(self, content: dict) -> dict:
+        profile = self.profiles.get(str(content.get("customerProfileId")))
+        if profile is None:
+            raise Refusal("E00040", "The record cannot be found.")
+        return _ok(profile={
+            "merchantCustomerId": profile["merchantCustomerId"], "email": profile["email"],
+            "customerProfileId": profile["id"], "paymentProfiles": [
+                {"customerPaymentProfileId": key, "payment": {"creditCard": {
+                    "cardNumber": f"XXXX{card['last4']}", "expirationDate": "XXXX", "cardType": card["brand"]}}}
+                for key, card in profile["payment_profiles"].items()]})
+
     def get_payment_profile(self, content: dict) -> dict:
         profile = self.profiles.get(str(content.get("customerProfileId")))
         card = (profile or {}).get("payment_profiles", {}).get(str(content.get("customerPaymentProfileId")))
@@ -474,7 +509,7 @@ def _handler_for(fake: FakeAuthorizeNet):
                 with fake.lock:
                     try:
                         location = fake.submit_hosted(form.get("token", ""), form.get("cardNumber", ""),
-                                                      bool(form.get("cancel")))
+                                                      bool(form.get("cancel")), bool(form.get("saveCard")))
                     except Refusal as refusal:
                         return self._send(400, refusal.text.encode(), "text/plain")
                 return self._send(302, b"", "text/html", location=location)

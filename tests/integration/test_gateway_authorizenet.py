@@ -378,6 +378,34 @@ def test_a_charge_that_never_arrived_is_sent_once_on_reconciliation(db, fake_aut
     assert fake_authorizenet.count("createTransactionRequest") == 1
 
 
+def test_a_card_saved_on_the_hosted_form_is_stored_and_charged_later(db, client, fake_authorizenet, checkout):
+    invoice = invoice_of(db, checkout["invoice_id"])
+    request = fake_authorizenet.page_tokens[checkout["start"].form["token"]]["transactionRequest"]
+    profile_id = request["profile"]["customerProfileId"]
+    assert fake_authorizenet.profiles[profile_id]["merchantCustomerId"] == str(invoice.client_id)
+    back_from_hosted_page(client, fake_authorizenet.customer_pays(checkout["start"], save_card=True))
+    saved = fake_authorizenet.last_notification("net.authorize.customer.paymentProfile.created")
+    assert deliver(client, fake_authorizenet, saved).get_json()["outcomes"] == ["applied"]
+    assert deliver(client, fake_authorizenet, saved).get_json()["outcomes"] == ["duplicate"]
+    method = db.session.scalars(select(PayMethod)).one()
+    assert (method.client_id, method.token, method.brand, method.last4, method.is_default) == (
+        invoice.client_id, f"{profile_id}|{saved['payload']['id']}", "Visa", "1111", True)
+    # The next invoice is charged to it by the daily run.
+    later = new_invoice(method.client, "15.00", due=date(2026, 5, 1))
+    db.session.commit()
+    assert charge_due_invoices(date(2026, 5, 1))["charged"] == 1
+    assert invoice_of(db, later.id).status == "Paid"
+
+
+def test_a_saved_card_notification_for_someone_else_saves_nothing(db, client, fake_authorizenet, checkout):
+    back_from_hosted_page(client, fake_authorizenet.customer_pays(checkout["start"], save_card=True))
+    saved = fake_authorizenet.last_notification("net.authorize.customer.paymentProfile.created")
+    profile = fake_authorizenet.profiles[str(saved["payload"]["customerProfileId"])]
+    profile["merchantCustomerId"] = "not-one-of-ours"
+    assert deliver(client, fake_authorizenet, saved).get_json()["outcomes"] == ["ignored"]
+    assert count(db, PayMethod) == 0
+
+
 def test_removing_a_card_deletes_its_payment_profile(db, fake_authorizenet, customer):
     method = db.session.get(PayMethod, customer["method_id"])
     profile_id, payment_profile_id = method.token.split("|")

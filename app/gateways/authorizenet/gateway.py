@@ -11,9 +11,11 @@ and the hosted form at another host (the tests' local fake).
 The card never reaches this server. Paying: getHostedPaymentPageRequest gives a form
 token; the browser POSTs it to Authorize.net's hosted page (PaymentStart kind
 "redirect" with form fields: the page must be reached by a form POST, not a GET).
-Our pages load no third-party script for it. Saving a card: Accept.js (loaded from
-Authorize.net, only on the page that saves a card, only when this gateway is enabled)
-turns the card into opaqueData, which createCustomerPaymentProfileRequest stores.
+Our pages load no third-party script for it. Saving a card: the hosted form offers it
+(the payment names the client's customer profile; the paymentProfile.created webhook
+stores it here), or Accept.js (loaded from Authorize.net, only on a page that saves a
+card, only when this gateway is enabled) turns the card into opaqueData, which
+createCustomerPaymentProfileRequest stores.
 
 Authorize.net has no idempotency keys. Each payment carries our reference in
 order.invoiceNumber ("<invoice id>-<8 hex>", at most 20 characters); an answer that
@@ -239,6 +241,9 @@ class AuthorizeNetGateway(Gateway):
     def start_payment(self, invoice: "Invoice", return_url: str, *, actor=None) -> PaymentStart:
         amount = invoice.balance
         reference = f"{invoice.id}-{secrets.token_hex(4)}"
+        # With the client's customer profile the hosted form offers to save the card
+        # there (its webhook then stores it here for automatic charging).
+        profile_id = self._profile(invoice.client)
         separator = "&" if "?" in return_url else "?"
         back = f"{return_url}{separator}ref={reference}"
         options = {
@@ -248,10 +253,13 @@ class AuthorizeNetGateway(Gateway):
             "hostedPaymentPaymentOptions": {"cardCodeRequired": True, "showCreditCard": True,
                                             "showBankAccount": False},
             "hostedPaymentOrderOptions": {"show": True},
+            "hostedPaymentCustomerOptions": {"showEmail": False, "requiredEmail": False,
+                                             "addPaymentProfile": True},
         }
         data = self._call("getHostedPaymentPageRequest", {
             "transactionRequest": {"transactionType": "authCaptureTransaction",
                                    "amount": f"{to_money(amount):.2f}",
+                                   "profile": {"customerProfileId": profile_id},
                                    "order": self._order(reference, invoice)},
             "hostedPaymentSettings": {"setting": [
                 {"settingName": name, "settingValue": json.dumps(value)} for name, value in options.items()]},
@@ -307,6 +315,8 @@ class AuthorizeNetGateway(Gateway):
 
     def _event(self, event_id: str, kind: str, payload: dict) -> WebhookEvent:
         object_id = str(payload.get("id") or "") or None
+        if kind == "net.authorize.customer.paymentProfile.created" and object_id:
+            return self._profile_saved(event_id, kind, str(payload.get("customerProfileId") or ""), object_id)
         if payload.get("entityName") != "transaction" or object_id is None:
             return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
         if kind in ("net.authorize.payment.authcapture.created",
@@ -341,6 +351,19 @@ class AuthorizeNetGateway(Gateway):
             return WebhookEvent(event_id, kind, EventKind.REFUND.value, object_id, response,
                                 payment_id=object_id)
         return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
+
+    def _profile_saved(self, event_id: str, kind: str, profile_id: str,
+                       payment_profile_id: str) -> WebhookEvent:
+        """A card saved on the hosted form: whose it is comes from the profile's
+        merchantCustomerId (our client id), asked of Authorize.net."""
+        if not (profile_id.isdigit() and payment_profile_id.isdigit()):
+            return WebhookEvent(event_id, kind, EventKind.IGNORED.value, payment_profile_id)
+        data = self._call("getCustomerProfileRequest", {"customerProfileId": profile_id},
+                          "a customer profile")
+        owner = str((data.get("profile") or {}).get("merchantCustomerId") or "")
+        return WebhookEvent(event_id, kind, EventKind.METHOD_SAVED.value,
+                            f"{profile_id}|{payment_profile_id}",
+                            client_id=int(owner) if owner.isdigit() else None)
 
     # Charging a stored customer payment profile
 
