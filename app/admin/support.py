@@ -3,8 +3,9 @@ announcements.
 
 Staff open tickets for clients (the first message becomes the staff member's
 first reply), triage them (status, priority, department, assignee), keep internal
-notes and run the knowledge base. Replying to a ticket emails the client, which is
-the support engine's work: the reply screen here only reads and removes replies."""
+notes and run the knowledge base. Opening, replying (which emails the client), notes
+and closing go through the ticket engine (app.support.tickets), from the buttons of
+a ticket's page (app.admin.ticket_actions); the reply list only reads and removes."""
 from __future__ import annotations
 
 import re
@@ -23,7 +24,8 @@ from app.admin.clients import (
     required, status_label, strip_lower, text_field, when, yes_no,
 )
 from app.extensions import db
-from app.support.numbers import new_ticket_number
+from app.admin.ticket_actions import TicketActions
+from app.support import tickets as ticket_engine
 from app.models.base import utcnow
 from app.models.support import (
     Announcement, KbArticle, KbCategory, SupportDepartment, Ticket, TicketAttachment,
@@ -147,7 +149,7 @@ class FormOnlyTextArea(TextAreaField):
         pass
 
 
-class TicketView(AuditedModelView):
+class TicketView(TicketActions, AuditedModelView):
     datamodel = SQLAInterface(Ticket)
     list_title = "Tickets"
     show_title = "Ticket"
@@ -216,15 +218,7 @@ class TicketView(AuditedModelView):
 
     @staticmethod
     def _open(item, message: str) -> None:
-        if item.client is not None:
-            item.name = item.name or item.client.full_name
-            item.email = item.email or item.client.email
-        item.tid = new_ticket_number()
-        now = utcnow()
-        item.last_reply_at = now
-        item.replies.append(TicketReply(
-            admin_id=current_user.id, name=f"{current_user.first_name} {current_user.last_name}",
-            message=message, created_at=now))
+        ticket_engine.begin_ticket(item, message, ticket_engine.staff_author(current_user))
 
 
 class SupportDepartmentView(AuditedModelView):

@@ -207,6 +207,21 @@ def open_ticket(department_id: int, subject: str, message: str, author: Author, 
     return ticket
 
 
+def begin_ticket(ticket: Ticket, message: str, author: Author) -> TicketReply:
+    """Complete a ticket built by a form (the admin's add screen) before it is saved:
+    its number, who it is from, and the author's first message."""
+    message = _text(message, "Message", MAX_MESSAGE_LENGTH)
+    if ticket.client is not None:
+        ticket.name = ticket.name or ticket.client.full_name
+        ticket.email = ticket.email or ticket.client.email
+    ticket.tid = new_ticket_number()
+    now = utcnow()
+    ticket.last_reply_at = now
+    reply = _reply_row(author, message, now)
+    ticket.replies.append(reply)
+    return reply
+
+
 def _reply_row(author: Author, message: str, when: datetime) -> TicketReply:
     return TicketReply(admin_id=author.staff_id, user_id=author.user_id, name=author.name,
                        email=author.email, message=message, created_at=when)
