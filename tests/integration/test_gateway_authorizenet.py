@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.activity import Actor
 from app.billing.errors import BillingError
-from app.billing.invoicing import InvoiceLine, create_invoice
+from app.billing.invoicing import InvoiceLine, cancel_invoice, create_invoice
 from app.gateways import methods, processing
 from app.gateways.autocharge import charge_due_invoices
 from app.gateways.base import GatewayError, OutcomeUnknown
@@ -201,6 +201,18 @@ def test_a_notification_that_cannot_be_believed_is_rejected_logged_and_changes_n
     assert snapshot(db, checkout["invoice_id"]) == before == ("Unpaid", D("0.00"), 0, 0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("rejected" in message and expected in message for message in warnings), warnings
+
+
+def test_a_payment_for_an_invoice_cancelled_meanwhile_is_rejected_and_changes_nothing(
+        db, client, fake_authorizenet, checkout, caplog):
+    fake_authorizenet.customer_pays(checkout["start"])
+    cancel_invoice(checkout["invoice_id"], actor=STAFF, reason="Ordered by mistake")
+    db.session.commit()
+    answer = deliver(client, fake_authorizenet,
+                     fake_authorizenet.last_notification("net.authorize.payment.authcapture.created"))
+    assert answer.status_code == 400 and "cannot take a payment" in answer.get_json()["message"]
+    assert snapshot(db, checkout["invoice_id"]) == ("Cancelled", D("0.00"), 0, 0)
+    assert any("rejected" in r.getMessage() for r in caplog.records)
 
 
 def test_a_declined_card_on_the_hosted_page_leaves_the_invoice_unpaid(db, client, fake_authorizenet, checkout):

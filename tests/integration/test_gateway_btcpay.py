@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.activity import Actor
 from app.billing.errors import BillingError
-from app.billing.invoicing import InvoiceLine, create_invoice
+from app.billing.invoicing import InvoiceLine, cancel_invoice, create_invoice
 from app.gateways import processing
 from app.gateways.base import GatewayNotConfigured, OutcomeUnknown
 from app.gateways.registry import available_gateways, get_gateway
@@ -216,6 +216,16 @@ def test_a_webhook_that_cannot_be_believed_is_rejected_logged_and_changes_nothin
     assert snapshot(db, checkout["invoice_id"]) == before == ("Unpaid", D("0.00"), 0, 0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("rejected" in message and expected in message for message in warnings), warnings
+
+
+def test_a_settlement_for_an_invoice_cancelled_meanwhile_is_rejected_and_changes_nothing(
+        db, client, fake_btcpay, checkout, caplog):
+    cancel_invoice(checkout["invoice_id"], actor=STAFF, reason="Ordered by mistake")
+    db.session.commit()
+    answer = deliver(client, fake_btcpay, paid(fake_btcpay, checkout))
+    assert answer.status_code == 400 and "cannot take a payment" in answer.get_json()["message"]
+    assert snapshot(db, checkout["invoice_id"]) == ("Cancelled", D("0.00"), 0, 0)
+    assert any("rejected" in r.getMessage() for r in caplog.records)
 
 
 def test_a_refund_becomes_a_pull_payment_at_btcpay(db, client, fake_btcpay, checkout):
