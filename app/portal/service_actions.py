@@ -66,10 +66,12 @@ class PlanChoice:
         return self.quote.charge < self.quote.credit
 
 
-def plan_choices(service_id: int, today: date) -> list[PlanChoice]:
+def plan_choices(service_id: int, today: date,
+                 refusals: list[str] | None = None) -> list[PlanChoice]:
     """The plans of the service's product group on sale in the client's currency,
     each recurring cycle priced, less the plan and cycle it has now. Empty for a
-    service that cannot change plan (not active, no due date)."""
+    service that cannot change plan (not active, overdue ...): the engine's reasons
+    are added to `refusals` when given."""
     service = db.session.get(Service, service_id)
     if service is None or service.status != ServiceStatus.ACTIVE.value:
         return []
@@ -90,7 +92,9 @@ def plan_choices(service_id: int, today: date) -> list[PlanChoice]:
             continue
         try:
             quote = quote_upgrade(service.id, product.id, cycle, today)
-        except BillingError:
+        except BillingError as error:
+            if refusals is not None and str(error) not in refusals:
+                refusals.append(str(error))
             continue
         choices.append(PlanChoice(product, cycle, price * max(service.quantity or 1, 1), quote))
     return choices
@@ -184,7 +188,8 @@ def service_upgrade(service_id: int):
     service = _active_service(service_id)
     today = date.today()
     waiting = pending_upgrade(service.id)
-    choices = plan_choices(service.id, today) if waiting is None else []
+    refusals: list[str] = []
+    choices = plan_choices(service.id, today, refusals) if waiting is None else []
     form = PlanChangeForm()
     if request.method == "POST":
         if not form.validate_on_submit():
@@ -194,6 +199,7 @@ def service_upgrade(service_id: int):
     if request.args.get("choice") and chosen is None:
         flash(_("That plan is not available for this service."), "danger")
     return render_template("portal/service_upgrade.html", service=service, choices=choices,
+                           refusal=refusals[0] if refusals and not choices else None,
                            chosen=chosen, form=PlanChangeForm(data={"choice": chosen.key})
                            if chosen else None, waiting=waiting, today=today,
                            products=_group_by_product(choices))

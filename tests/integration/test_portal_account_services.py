@@ -5,7 +5,7 @@ set through the provisioning module, stored encrypted)."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -265,3 +265,14 @@ def test_managing_services_needs_manageproducts(app, world, catalog):
                      data={"choice": f"{catalog['pro']}:Monthly"}).status_code == 403
     with app.app_context():
         assert db.session.scalar(select(func.count(Upgrade.id))) == 0
+
+
+def test_an_overdue_service_is_told_why_it_cannot_change_plan(app, client_a, world, catalog):
+    service_id = world["a"]["service"]
+    with app.app_context():
+        service = db.session.get(Service, service_id)
+        service.next_due_date = date.today() - timedelta(days=3)
+        db.session.commit()
+    page = text_of(client_a.get(f"/portal/services/{service_id}/upgrade"))
+    assert 'id="upgrade-refusal"' in page and "overdue" in page
+    assert "data-choice" not in page
