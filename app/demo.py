@@ -176,7 +176,9 @@ SERVERS = (
 SERVER_GROUP_OF_MODULE = {"cpanel": "cPanel Servers", "plesk": "Plesk Servers",
                           "directadmin": "DirectAdmin Servers"}
 
-REGISTRAR_MODULE = "enom"
+# The built-in "local" registrar: the demo registers, renews and transfers domains in this
+# installation only, with no registrar account (app/registrars/local.py).
+REGISTRAR_MODULE = "local"
 # extension, register, transfer, renew (USD, one year), label
 TLDS = (
     (".com", "12.99", "12.99", "14.99", "hot"),
@@ -831,8 +833,8 @@ def _seed_addons(currencies, products) -> dict[str, Addon]:
 
 
 def _seed_domains_catalog(currencies) -> dict[str, Tld]:
-    _get_or_add(Registrar, {"module": REGISTRAR_MODULE}, display_name="eNom", enabled=False,
-                test_mode=True, api_url="https://resellertest.enom.com/interface.asp")
+    _get_or_add(Registrar, {"module": REGISTRAR_MODULE}, display_name="Local (demo, no registrar)",
+                enabled=True, test_mode=True)
     tlds = {}
     for order, (extension, register, transfer, renew, label) in enumerate(TLDS):
         tld, created = _get_or_add(
