@@ -28,9 +28,14 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, ItemType, Quote, QuoteItem, QuoteStage
 from app.models.clients import Client
+from app.notifications.custom import queue_custom_email
 from app.notifications.queue import EmailTemplateMissing, queue_email
 
 SENT_TEMPLATE = "Quote Delivery with PDF"
+DEFAULT_SUBJECT = "Quote #{{ quote_number }}: {{ quote_subject }}"
+DEFAULT_BODY = ("<p>Dear {{ client_name }},</p><p>Please find attached our quote "
+                "#{{ quote_number }} ({{ quote_subject }}) for {{ quote_total }}, valid until "
+                "{{ quote_valid_until }}. You can accept it in your client area.</p>")
 STAGES = tuple(stage.value for stage in QuoteStage)
 # Stages a client may still accept from.
 OPEN_STAGES = (QuoteStage.DRAFT.value, QuoteStage.DELIVERED.value, QuoteStage.ON_HOLD.value)
@@ -227,12 +232,16 @@ def send_quote(quote_id: int, *, pdf: bytes | None = None, send_key: str | None 
                "quote_total": quote.currency.format(quote.total),
                "quote_valid_until": quote.valid_until.isoformat()}
     attachments = [(f"Quote-{quote.id}.pdf", "application/pdf", pdf)] if pdf else None
+    dedupe_key = f"quote-sent:{quote.id}:{send_key}" if send_key else None
     try:
         queued = queue_email(SENT_TEMPLATE, quote.client_id, context, related=("quote", quote.id),
-                             attachments=attachments,
-                             dedupe_key=f"quote-sent:{quote.id}:{send_key}" if send_key else None)
+                             attachments=attachments, dedupe_key=dedupe_key)
     except EmailTemplateMissing:
-        raise QuoteError(f"The email template {SENT_TEMPLATE!r} is missing: nothing was sent") from None
+        # No template written yet: a plain built-in message, so quotes can still go out.
+        queued = queue_custom_email(
+            DEFAULT_SUBJECT, DEFAULT_BODY, quote.client.email, client_id=quote.client_id,
+            context=context, related=("quote", quote.id), attachments=attachments,
+            dedupe_key=dedupe_key)
     if queued is None and send_key:
         return quote  # this sending was done already
     before = {"stage": quote.stage}

@@ -97,3 +97,16 @@ def test_accept_converts_once_and_the_accepted_quote_is_frozen(db, admin_client)
     pdf = admin_client.get(f"/quoteview/pdf/{quote.id}")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
 
+
+
+def test_without_a_template_the_built_in_message_goes(db):
+    from app.quote_tasks import send_quote
+
+    quote = make_quote(db)
+    assert send_quote(quote.id, "k1") == "sent"
+    message = db.session.scalar(select(EmailMessage).where(EmailMessage.related_type == "quote"))
+    assert message.subject == f"Quote #{quote.id}: New servers"
+    assert "$100.00" in message.body_html and message.to_address == quote.client.email
+    assert db.session.scalar(select(EmailAttachment.filename)) == f"Quote-{quote.id}.pdf"
+    assert send_quote(quote.id, "k1") == "sent"
+    assert db.session.scalar(select(func.count()).select_from(EmailMessage)) == 1
