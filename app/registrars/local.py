@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.billing.cycles import add_months
 from app.extensions import db
-from app.models.domains import Domain
+from app.models.domains import Domain, DomainStatus
 from app.registrars.base import (
     EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
     RegistrationResult, RenewalResult, SyncResult, TransferResult,
@@ -76,5 +76,11 @@ class LocalRegistrar(RegistrarModule):
 
     def sync(self, domain) -> SyncResult:
         row = self._domain(domain)
+        if row.status == DomainStatus.PENDING_TRANSFER.value:
+            # This registry has nobody to wait for: the transfer is done, one year added.
+            return SyncResult(domain, expiry_date=add_months(row.expiry_date or _today(), 12),
+                              status=DomainStatus.ACTIVE.value, details={"note": NOTE})
+        if row.status == DomainStatus.PENDING_REGISTRATION.value:
+            return SyncResult(domain, status=DomainStatus.ACTIVE.value, details={"note": NOTE})
         return SyncResult(domain, expiry_date=row.expiry_date, status=None,
                           locked=row.registrar_lock, details={"note": NOTE})

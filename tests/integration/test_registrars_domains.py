@@ -236,3 +236,13 @@ def test_local_registrar_registers_for_the_demo(db):
     assert domain.expiry_date.year == business_today().year + 1
     assert renew_domain(domain.id, 1, STAFF).success
     assert domain.expiry_date.year == business_today().year + 2
+
+
+def test_local_registrar_completes_pending_transfers_on_sync(db):
+    domain = factories.domain(factories.client(), "incoming.com", registrar="local",
+                              status="Pending Transfer", expiry_date=date(2027, 4, 1),
+                              epp_code="Auth-1")
+    result = sync_domain(domain.id, STAFF)
+    assert result.changed and (domain.status, domain.expiry_date) == ("Active", date(2028, 4, 1))
+    assert domain.epp_code is None
+    assert sync_domain(domain.id, STAFF).changed is False
