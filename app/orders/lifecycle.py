@@ -23,6 +23,7 @@ from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
+from app.models.catalog import Server
 from app.models.domains import Domain, DomainStatus
 from app.models.orders import (
     CancellationRequest, Order, OrderStatus, Service, ServiceAddon, ServiceStatus, Upgrade,
@@ -140,9 +141,33 @@ def _send_domain(domain: Domain, actor: Actor) -> None:
             f"({error}); it stays {domain.status}", domain, actor=actor)
 
 
+def _set_up_details(order: Order, server_id: int | None, username: str | None,
+                    password: str | None, actor: Actor) -> None:
+    if server_id is None and not username and not password:
+        return
+    if server_id is not None and db.session.get(Server, server_id) is None:
+        raise OrderError("Server ID Not Found")
+    if username is not None and not 1 <= len(username.strip()) <= 100:
+        raise OrderError("The service username is 1 to 100 characters.")
+    for service in _services(order):
+        if service.status != ServiceStatus.PENDING:
+            continue
+        changed = {}
+        if server_id is not None:
+            service.server_id = changed["server_id"] = server_id
+        if username:
+            service.username = changed["username"] = username.strip()
+        if password:
+            service.password = password  # encrypted at rest; never logged
+            changed["password"] = "(changed)"
+        log("service_setup_details", f"Service #{service.id}: {', '.join(sorted(changed))} set on "
+            "accepting its order", service, after=changed, actor=actor)
+
+
 def accept_order(order_id: int, actor: Actor | None = None, run_module: bool = True,
                  send_email: bool = True, *, register_domains: bool = True, reason: str = "",
-                 module_for=None) -> Order:
+                 module_for=None, server_id: int | None = None, username: str | None = None,
+                 password: str | None = None) -> Order:
     """Accept a Pending (or Fraud, after review) order: its Pending services are set up
     (through the module's create step when run_module, else simply made Active), addons
     become Active, domains go to the registrar, welcome emails are queued.
@@ -150,7 +175,9 @@ def accept_order(order_id: int, actor: Actor | None = None, run_module: bool = T
     module_for(service) -> bool narrows which services are set up now (auto-accept on
     payment: only products whose auto_setup says so; the others stay Pending for staff).
     Accepting an Active order again does nothing. A module that refuses raises
-    OrderError and nothing changes.
+    OrderError and nothing changes. server_id, username and password (WHMCS's
+    AcceptOrder serverid, serviceusername, servicepassword) are given to the Pending
+    services before they are set up.
     """
     actor = actor or Actor.system()
     order = _order(order_id)
@@ -160,6 +187,7 @@ def accept_order(order_id: int, actor: Actor | None = None, run_module: bool = T
         raise OrderError(f"Order {order.order_number} is Cancelled: set it to Pending before accepting it.")
     if order.status == OrderStatus.FRAUD:
         _release(order, actor, f"order {order.order_number} accepted after review")
+    _set_up_details(order, server_id, username, password, actor)
     try:
         for service in _services(order):
             if service.status != ServiceStatus.PENDING:

@@ -65,8 +65,14 @@ def test_whmcs_order_story(client, db, key, shop):
     assert [(i["type"], i["relid"], i["amount"]) for i in row["lineitems"]["lineitem"]] == [
         ("product", service.id, "21.00"), ("addon", addon.id, "4.00"), ("domain", domain.id, "12.00")]
 
-    status, body = call(client, key, "AcceptOrder", orderid=order.id)
+    status, body = call(client, key, "AcceptOrder", orderid=order.id, serverid=99999)
+    assert body == {"result": "error", "message": "Server ID Not Found"}
+    status, body = call(client, key, "AcceptOrder", orderid=order.id, serviceusername="story1",
+                        servicepassword="Pa55-word!")
     assert body == {"result": "success"}
+    db.session.expire_all()
+    service = db.session.get(Service, service.id)
+    assert (service.username, service.password) == ("story1", "Pa55-word!")
     status, body = call(client, key, "GenInvoices", clientid=client_id)
     assert body["result"] == "success" and body["numcreated"] == 0   # nothing due yet
     status, body = call(client, key, "AddInvoicePayment", invoiceid=invoice.id, transid="BANK-1",

@@ -318,7 +318,10 @@ def accept_order(params: Params, actor: Actor) -> dict:
     lifecycle.accept_order(_order_id(params), actor=actor,
                            run_module=params.bool("autosetup", True),
                            send_email=params.bool("sendemail", True),
-                           register_domains=params.bool("sendregistrar", True))
+                           register_domains=params.bool("sendregistrar", True),
+                           server_id=params.id("serverid"),
+                           username=params.text("serviceusername", max_length=100),
+                           password=params.raw("servicepassword") or None)
     return {}
 
 
