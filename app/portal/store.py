@@ -372,12 +372,11 @@ def configure(product_id: int):
                 or cart.lines[edit_index].product_id != product.id:
             abort(404)
         editing = cart.lines[edit_index]
-    error = None
     if request.method == "POST":
         try:
             line, choice = line_from_form(product, request.form, cycles)
             if editing is not None:
-                line.domain = editing.domain
+                line.domain, line.quantity = editing.domain, editing.quantity
                 new_lines = list(cart.lines)
                 new_lines[edit_index] = line
                 changed = replace(cart, lines=new_lines)
@@ -387,15 +386,12 @@ def configure(product_id: int):
                     line.domain, domain_lines = domain_lines_for(choice, cart, currency)
                 changed = replace(cart, lines=[*cart.lines, line, *domain_lines])
         except OrderError as refused:
-            error = str(refused)
+            flash(_("Your cart was not changed: %(reason)s", reason=str(refused)), "danger")
         else:
             message = _("Your cart has been updated.") if editing is not None \
                 else _("%(name)s is in your cart.", name=product.name)
-            if save_if_priced(changed, message):
+            if save_if_priced(changed, message):  # flashes the engine's reason when not
                 return redirect(url_for("portal.cart"))
-            error = None  # flashed already
-        if error:
-            flash(_("Your cart was not changed: %(reason)s", reason=error), "danger")
     # The page shows the current choice (the posted one after a refusal).
     source = request.form if request.method == "POST" else request.args
     chosen_cycle = source.get("billing_cycle") or (editing.billing_cycle if editing else None)

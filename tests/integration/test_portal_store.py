@@ -376,3 +376,98 @@ def test_every_store_form_needs_the_csrf_token(client, shop, csrf_on, fake_rdap,
     assert response.status_code == 400
     assert "Form expired" in response.get_data(as_text=True)
     assert session_cart(client) == before
+
+
+def signed_in_buyer(app, http, email="buyer@shop.test", currency_code=None):
+    """A client account with an owner login, signed in on `http`; returns the client id."""
+    with app.app_context():
+        values = dict(email=f"acct-{email}", address1="1 St", city="X", state="Y", postcode="1",
+                      phone="1")
+        if currency_code:
+            values["currency_id"] = db.session.scalar(
+                select(Currency.id).where(Currency.code == currency_code))
+        buyer = orders_catalog.factories.client(**values)
+        link(make_client_user(email), buyer)
+        db.session.commit()
+        client_id = buyer.id
+    assert portal_login(http, email).status_code == 302
+    return client_id
+
+
+def test_order_confirmation_shows_notes_as_text_and_only_to_its_client(client, shop, fake_rdap,
+                                                                        app):
+    signed_in_buyer(app, client)
+    add_plan(client, shop, domain="notes.com", choice="own")
+    csrf, token = checkout_page_tokens(client)
+    client.post("/portal/checkout", data={"csrf_token": csrf, "token": token,
+                                          "payment_method": "banktransfer", "accept_tos": "y",
+                                          "notes": "<script>alert(3)</script>"})
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id))
+    page = client.get(f"/portal/orders/{order_id}/complete").get_data(as_text=True)
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page and "<script>alert(3)" not in page
+    other = client.application.test_client()
+    signed_in_buyer(app, other, email="other@shop.test")
+    assert other.get(f"/portal/orders/{order_id}/complete").status_code == 404
+
+
+def test_signed_in_client_orders_in_the_account_currency(client, shop, app):
+    signed_in_buyer(app, client, currency_code="EUR")
+    page = client.get("/portal/store").get_data(as_text=True)
+    assert "€9.00" in page and "$10.00" not in page
+    assert 'id="currency-switch"' not in page
+    response = client.post("/portal/store/currency",
+                           data={"csrf_token": csrf_token(client), "currency": "USD"},
+                           follow_redirects=True)
+    assert "Your account is billed in EUR" in response.get_data(as_text=True)
+
+
+def test_change_options_of_a_cart_line(client, shop, fake_rdap, app):
+    add_plan(client, shop, domain="opts.com", choice="own")
+    assert 'id="summary-total">$15.00<' in client.get("/portal/cart").get_data(as_text=True)
+    page = client.get(f"/portal/store/product/{shop['product']}?line=0").get_data(as_text=True)
+    assert "Save changes" in page
+    client.post(f"/portal/store/product/{shop['product']}",
+                data={"csrf_token": csrf_token(client), "line": "0", "billing_cycle": "Monthly",
+                      f"option_{shop['size']}": str(shop["large"])})
+    data = session_cart(client)
+    assert len(data["lines"]) == 1 and data["lines"][0]["domain"] == "opts.com"
+    assert data["lines"][0]["config_options"][str(shop["size"])] == shop["large"]
+    # + 3.00 monthly and 1.00 setup for Large
+    assert 'id="summary-total">$19.00<' in client.get("/portal/cart").get_data(as_text=True)
+    # A line index that is not in the cart is not found.
+    assert client.get(f"/portal/store/product/{shop['product']}?line=5").status_code == 404
+
+
+def test_register_page_and_the_verification_link_expires(client, shop, app):
+    from datetime import timedelta
+
+    page = client.get("/portal/register")
+    assert page.status_code == 200
+    form = signup_form(csrf_token(client, "/portal/register"), "", email="reg@reg-shop.com")
+    response = client.post("/portal/register", data=form)
+    assert response.status_code == 302 and response.location == "/portal/"
+    with app.app_context():
+        created = db.session.scalar(select(Client).where(Client.email == "reg@reg-shop.com"))
+        assert created.email_verified is False and created.signup_ip == "127.0.0.1"
+        token_row = db.session.scalar(select(EmailVerificationToken))
+        assert token_row.client_id == created.id
+        # The link expires: an old one no longer confirms anything.
+        token_row.expires_at = token_row.created_at - timedelta(seconds=1)
+        body = db.session.scalar(select(EmailMessage.body_html).where(
+            EmailMessage.template == "Client Email Address Verification"))
+        db.session.commit()
+    path = re.search(r"(/portal/verify-email/[^<\s\"]+)", body).group(1)
+    assert client.get(path).status_code == 404
+    # A new link can be asked for; it works once.
+    client.post("/portal/verify-email", data={"csrf_token": ""})
+    with app.app_context():
+        bodies = db.session.scalars(select(EmailMessage.body_html).where(
+            EmailMessage.template == "Client Email Address Verification")
+            .order_by(EmailMessage.id)).all()
+    assert len(bodies) == 2
+    fresh = re.search(r"(/portal/verify-email/[^<\s\"]+)", bodies[1]).group(1)
+    assert client.get(fresh).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(Client.email_verified)
+                                 .where(Client.email == "reg@reg-shop.com")) is True
