@@ -412,3 +412,122 @@ def test_new_actions_follow_role_rules(client, db):
                         stage="Draft", validuntil="2030-01-01")
     assert status == 403
     assert count(db, Transaction) == 0 and count(db, Quote) == 0
+
+
+# Refusals of every new action that changes something: nothing changes.
+
+WRITES = [
+    ("DeleteClient", {"clientid": "{client}"}),
+    ("UpdateContact", {"contactid": "{contact}", "lastname": "Changed"}),
+    ("AddProduct", {"gid": "{group}", "name": "Sneaky"}),
+    ("UpdateClientProduct", {"serviceid": "{service}", "domain": "evil.example"}),
+    ("UpgradeProduct", {"serviceid": "{service}", "type": "product", "newproductid": "{product}"}),
+    ("AddCancelRequest", {"serviceid": "{service}", "type": "Immediate"}),
+    ("ModuleCreate", {"accountid": "{service}"}),
+    ("ModuleChangePackage", {"accountid": "{service}"}),
+    ("ModuleChangePw", {"serviceid": "{service}", "servicepassword": "Another-Pass-1"}),
+    ("AddTransaction", {"paymentmethod": "banktransfer", "userid": "{client}", "amountin": "9.00"}),
+    ("CreateQuote", {"userid": "{client}", "subject": "X", "stage": "Draft",
+                     "validuntil": "2031-01-01"}),
+    ("AddTicketNote", {"ticketid": "{ticket}", "message": "note"}),
+    ("UpdateTicket", {"ticketid": "{ticket}", "status": "Closed"}),
+    ("DeleteTicket", {"ticketid": "{ticket}"}),
+    ("AddAnnouncement", {"date": "2030-01-01 00:00:00", "title": "T", "announcement": "A"}),
+    ("LogActivity", {"description": "sneaky"}),
+    ("SendEmail", {"customtype": "general", "id": "{client}", "customsubject": "S",
+                   "custommessage": "M"}),
+]
+
+MISSING = [
+    ("DeleteClient", {}, "Parameter clientid is required"),
+    ("AddProduct", {"name": "X"}, "Parameter gid is required"),
+    ("UpdateClientProduct", {}, "Parameter serviceid is required"),
+    ("UpgradeProduct", {"type": "product"}, "Parameter serviceid is required"),
+    ("AddCancelRequest", {}, "Parameter serviceid is required"),
+    ("ModuleChangePackage", {}, "Parameter accountid is required"),
+    ("ModuleChangePw", {}, "Parameter serviceid is required"),
+    ("UpdateTransaction", {}, "Parameter transactionid is required"),
+    ("CreateQuote", {"subject": "X", "stage": "Draft", "validuntil": "2031-01-01"},
+     "Parameter userid is required"),
+    ("CreateQuote", {"subject": "X", "stage": "Draft"}, "Parameter validuntil is required"),
+    ("AcceptQuote", {}, "Parameter quoteid is required"),
+    ("GetPayMethods", {}, "Parameter clientid is required"),
+    ("CapturePayment", {}, "Parameter invoiceid is required"),
+    ("UpdateTicket", {}, "Parameter ticketid is required"),
+    ("DeleteTicket", {}, "Parameter ticketid is required"),
+    ("AddTicketNote", {"message": "x"}, "Ticket ID Required"),
+    ("AddAnnouncement", {"date": "2030-01-01"}, "Parameter title is required"),
+    ("SendEmail", {"messagename": "X"}, "Parameter id is required"),
+    ("GetEmails", {}, "Parameter clientid is required"),
+]
+
+
+@pytest.fixture
+def records(db):
+    customer = factories.client()
+    product = factories.product()
+    service = factories.service(customer, product, status="Pending")
+    contact = Contact(client_id=customer.id, first_name="C", last_name="D", email="cd@example.test")
+    group = ProductGroup(name="G", slug="g")
+    department = SupportDepartment(name="S", email="s@example.test")
+    db.session.add_all([contact, group, department])
+    db.session.flush()
+    from app.support.tickets import client_author, open_ticket
+    ticket = open_ticket(department.id, "Subject", "Message", client_author(customer.id))
+    db.session.commit()
+    return {"client": customer.id, "product": product.id, "service": service.id,
+            "contact": contact.id, "group": group.id, "ticket": ticket.id}
+
+
+def snapshot(db) -> tuple:
+    models = (Client, Contact, Product, Service, Transaction, Quote, Ticket, TicketNote,
+              Announcement, ActivityLog, EmailMessage, CancellationRequest, Invoice)
+    service = db.session.scalar(select(Service))
+    return tuple(count(db, model) for model in models) + (service.status, service.domain)
+
+
+def filled(params: dict, records: dict) -> dict:
+    return {name: value.format(**records) for name, value in params.items()}
+
+
+@pytest.mark.parametrize("action,params", WRITES, ids=[name for name, _ in WRITES])
+def test_refused_calls_change_nothing(client, app, db, records, action, params):
+    app.appbuilder.sm.add_role("Auditor")  # a role made in the admin, with no permission
+    db.session.commit()
+    params = filled(params, records)
+    admin = make_credential(db, "Admin", ips=("192.0.2.1",))
+    auditor = make_credential(db, "Auditor")
+    before = snapshot(db)
+
+    status, body = call(client, {**admin, "secret": "wrong"}, action, ip="192.0.2.1", **params)
+    assert (status, body) == (403, {"result": "error", "message": "Authentication Failed"})
+    status, body = call(client, admin, action, ip="198.51.100.7", **params)
+    assert (status, body) == (403, {"result": "error", "message": "Invalid IP 198.51.100.7"})
+    status, body = call(client, auditor, action, **params)
+    assert status == 403 and body["message"] == \
+        f'Invalid Permissions: API action "{action.lower()}" is not allowed'
+
+    db.session.expire_all()
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("action,params,message", MISSING,
+                         ids=[f"{name}-{i}" for i, (name, _, _) in enumerate(MISSING)])
+def test_missing_parameters_are_named_and_change_nothing(client, db, key, records, action,
+                                                         params, message):
+    before = snapshot(db)
+    status, body = call(client, key, action, **params)
+    assert (status, body) == (200, {"result": "error", "message": message})
+    db.session.expire_all()
+    assert snapshot(db) == before
+
+
+def test_xml_answers_of_a_new_action(client, db, key, records):
+    from xml.etree import ElementTree
+
+    response = client.post("/includes/api.php", data={**key, "action": "GetSupportStatuses",
+                                                      "responsetype": "xml"})
+    root = ElementTree.fromstring(response.data)
+    assert root.findtext("result") == "success"
+    titles = [node.findtext("title") for node in root.findall("statuses/status")]
+    assert titles[:2] == ["Open", "Answered"]
