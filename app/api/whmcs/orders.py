@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from app.activity import Actor
 from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, find_client
 from app.api.whmcs.registry import ApiError, Params, action
-from app.api.whmcs.responses import amount, listing, moment, rate
+from app.api.whmcs.responses import amount, flag, listing, moment, rate
 from app.extensions import db
 from app.models.catalog import (
     BillingCycle, ConfigOption, ConfigOptionGroup, ConfigOptionValue, Currency, PaymentType,
@@ -374,7 +374,10 @@ def _line_items(order: Order) -> list[dict]:
                       if kind == "product" and row else ("Domain" if kind == "domain" else "Addon"),
                       "product": product, "domain": domain, "billingcycle": item.billing_cycle or "",
                       "amount": amount(item.amount + item.setup_fee - item.discount),
-                      "status": row.status if row else ""})
+                      "status": row.status if row else "",
+                      "dnsmanagement": flag(kind == "domain" and row and row.dns_management),
+                      "emailforwarding": flag(kind == "domain" and row and row.email_forwarding),
+                      "idprotection": flag(kind == "domain" and row and row.id_protection)})
     return items
 
 
