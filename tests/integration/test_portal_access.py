@@ -36,6 +36,37 @@ VALID_POST_BODIES = {
     "portal.ticket_reply": {"message": "Hello?"},
     "portal.ticket_close": {},
 }
+# The account pages: email history, users and invitations, service plan and password.
+ROW_OF_ARGUMENT.update({"email_id": "email_message", "membership_id": "membership",
+                        "invitation_id": "invitation"})
+NOT_CLIENT_ROUTES |= {"portal.invitation"}  # a public link: its token is the key
+VALID_POST_BODIES.update({
+    "portal.service_upgrade": {"choice": "1:Monthly"},
+    "portal.service_password": {"password": "Tulip-Kettle-93!", "confirm": "Tulip-Kettle-93!"},
+    "portal.account_user_permissions": {"permissions": ["tickets"]},
+    "portal.remove_account_user": {},
+    "portal.cancel_account_invitation": {},
+})
+
+
+def account_user_rows(app, world, key: str) -> dict:
+    """An email, the owner's membership and an open invitation of an account."""
+    from app.activity import Actor
+    from app.models.clients import ClientUser
+    from app.models.system import EmailMessage
+    from app.portal.users import invite_user
+
+    account = world[key]
+    with app.app_context():
+        owner = db.session.scalar(select(ClientUser).where(
+            ClientUser.client_id == account["client"]))
+        email = EmailMessage(client_id=account["client"], to_address=account["email"],
+                             subject="Notice", body_html="<p>Hi</p>", status="sent")
+        db.session.add(email)
+        invitation = invite_user(account["client"], f"guest-{key}@example.com", ["tickets"],
+                                 owner.user, lambda token: token, Actor.system())
+        db.session.commit()
+        return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id}
 
 
 def routes_with_client_records(app):
@@ -59,7 +90,7 @@ def activity_count(app, client_id: int) -> int:
 
 
 def test_every_portal_route_answers_404_for_another_clients_record(app, client_a, world):
-    b = world["b"]
+    b = {**world["b"], **account_user_rows(app, world, "b")}
     before = activity_count(app, b["client"])
     walked = set()
     for rule in routes_with_client_records(app):
@@ -75,7 +106,10 @@ def test_every_portal_route_answers_404_for_another_clients_record(app, client_a
                       "portal.domain_auto_renew", "portal.domain_lock",
                       "portal.domain_nameservers", "portal.invoice", "portal.invoice_pdf",
                       "portal.invoice_pay_with_credit", "portal.ticket", "portal.ticket_reply",
-                      "portal.ticket_close", "portal.ticket_attachment"}
+                      "portal.ticket_close", "portal.ticket_attachment",
+                      "portal.service_upgrade", "portal.service_password", "portal.email",
+                      "portal.account_user_permissions", "portal.remove_account_user",
+                      "portal.cancel_account_invitation"}
     # Nothing of B's changed or was logged.
     assert activity_count(app, b["client"]) == before
     with app.app_context():
