@@ -431,6 +431,8 @@ class Kpi:
     amounts: dict[str, Decimal] = field(default_factory=dict)  # per currency
     count: int | None = None
     previous: dict[str, Decimal] | None = None  # the same figure a period earlier
+    number: Decimal | None = None         # a rate or an average (hours, %, rating)
+    suffix: str = ""                      # its unit, e.g. " %"
 
 
 def _per_currency(result: ReportResult, value: str, where=None) -> dict[str, Decimal]:
@@ -467,6 +469,10 @@ def dashboard_kpis(today: date | None = None) -> list[Kpi]:
                                            "value": OPEN_TICKET_STATUSES}],
         "measures": [{"agg": "count"}]}), today=today)
 
+    activity = run_report(ReportDefinition.from_dict(
+        {**BUILTINS_BY_KEY["client_activity"].definition, "params": {"months": 1}}), today=today)
+    paying, lost = (int(activity.frame[name].iloc[0]) for name in ("clients_start", "churn_clients"))
+
     def month_is(day: date):
         return lambda record: record["date_month"] == day
 
@@ -481,6 +487,9 @@ def dashboard_kpis(today: date | None = None) -> list[Kpi]:
             count=int(clients.frame["count"].iloc[0])),
         Kpi("open_tickets", "Open tickets", "ticket_volume",
             count=int(tickets.frame["count"].iloc[0])),
+        Kpi("churn", "Client churn this month", "churn_rate",
+            number=(Decimal(lost * 100) / paying).quantize(Decimal("0.01")) if paying else None,
+            suffix=" %"),
     ]
 
 

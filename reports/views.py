@@ -30,6 +30,7 @@ from reports.builtin import (
     BUILTINS_BY_KEY, builtin_report, dashboard_kpis, dashboard_trends, ensure_builtin_reports,
 )
 from reports.charts import figure_for
+from reports.dashboards import finance_dashboard, support_dashboard
 from reports.datasets import DATASETS
 from reports.exports import FORMATS, MIME_TYPES, export
 from reports.jobs import ExportNotFound, get_job, job_file, job_status, request_export
@@ -419,6 +420,67 @@ def _job_payload(job) -> dict:
     return payload
 
 
+def _report_links(sm) -> dict[str, str]:
+    """Built-in report pages by key, for a user who may open report pages."""
+    if not sm.has_access("can_show", "ReportListView"):
+        return {}
+    links = {}
+    for key in BUILTINS_BY_KEY:
+        report = builtin_report(key)
+        if report is not None:
+            links[key] = url_for("ReportListView.show", report_id=report.id)
+    return links
+
+
+def _team_dashboard(view, title: str, build, styles: dict):
+    ensure_builtin_reports()
+    today = business_today()
+    links = _report_links(view.appbuilder.sm)
+    kpis, panels = build(today)
+    shown = []
+    for panel in panels:
+        figure = figure_for(panel.result) if panel.result.definition.chart != "table" else None
+        shown.append({"result": panel.result, "figure": figure, "link": links.get(panel.report_key),
+                      "rows": panel.result.display_rows(TABLE_ROWS_SHOWN),
+                      "wide": figure is None})
+    return view.render_template("reports/team_dashboard.html", title=title, today=today,
+                                kpis=kpis, panels=shown, links=links, styles=styles)
+
+
+class ReportFinanceDashboardView(BaseView):
+    """Receivables, payments and tax for Finance, Managers and Admins. Its
+    permission name starts with Report, which the Support role does not reach."""
+
+    route_base = "/reports/finance"
+    default_view = "index"
+    class_permission_name = "ReportFinanceDashboard"
+    method_permission_name = {"index": "list"}
+
+    @expose("/")
+    @has_access
+    def index(self):
+        return _team_dashboard(self, "Finance", finance_dashboard, {
+            "receivables": ("kpi-blue", "fa-inbox"), "overdue": ("kpi-red", "fa-exclamation-triangle"),
+            "payments": ("kpi-green", "fa-money"), "tax": ("kpi-amber", "fa-percent")})
+
+
+class SupportDashboardView(BaseView):
+    """Open tickets and response times for Support, Managers and Admins (not Finance:
+    see app.auth.roles)."""
+
+    route_base = "/reports/support"
+    default_view = "index"
+    class_permission_name = "SupportDashboardView"
+    method_permission_name = {"index": "list"}
+
+    @expose("/")
+    @has_access
+    def index(self):
+        return _team_dashboard(self, "Support", support_dashboard, {
+            "open_tickets": ("kpi-amber", "fa-life-ring"), "first_response": ("kpi-blue", "fa-reply"),
+            "resolution": ("kpi-green", "fa-check"), "rating": ("kpi-blue", "fa-star")})
+
+
 def register(appbuilder) -> None:
     menu = {"category": "Reports", "category_icon": "fa-bar-chart"}
     appbuilder.add_view(ReportDashboardView, "DashboardAnalytics", label="Analytics dashboard",
@@ -427,6 +489,10 @@ def register(appbuilder) -> None:
                         **menu)
     appbuilder.add_view(ReportBuilderView, "ReportBuilder", label="Report builder",
                         icon="fa-wrench", **menu)
+    appbuilder.add_view(ReportFinanceDashboardView, "ReportFinanceDashboard",
+                        label="Finance dashboard", icon="fa-money", **menu)
+    appbuilder.add_view(SupportDashboardView, "SupportDashboardView", label="Support dashboard",
+                        icon="fa-life-ring", **menu)
     appbuilder.add_view_no_menu(ReportExportView)
     app = current_app  # register() runs inside create_app's app context
     if "report_assets" not in app.blueprints:

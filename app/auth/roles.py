@@ -62,6 +62,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         (views(*CLIENTS, *SALES, "Invoice", "InvoiceItem", "Product", "ProductGroup"), READ),
         (views("ClientNote", *SUPPORT), ANY),
         (r"Dashboard\w*$", READ),
+        # The support dashboard (its view and menu item); Managers reach it as a View.
+        (r"SupportDashboardView$", READ),
         (menus("Clients", "Orders", "Domains", "Support", "Reports"), r"menu_access$"),
         *SELF_SERVICE,
     ],
