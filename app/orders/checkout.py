@@ -325,4 +325,11 @@ def _after_checkout(order: Order, paid: bool, setup_on_order: bool, actor: Actor
     if paid:
         lifecycle.order_paid(order, actor=actor)
     elif setup_on_order and order.status == OrderStatus.PENDING and lifecycle.sets_up_on_order(order):
-        lifecycle.accept_order(order.id, actor=actor, register_domains=False, reason="set up on order")
+        try:
+            # A module failure leaves the order Pending for staff; the order itself stands.
+            with db.session.begin_nested():
+                lifecycle.accept_order(order.id, actor=actor, register_domains=False,
+                                       reason="set up on order")
+        except OrderError as error:
+            log("order_accept_failed", f"Order {order.order_number} could not be set up on order: "
+                f"{error}", order, actor=actor)

@@ -425,3 +425,27 @@ def test_stock_is_taken_by_the_order(db):
     assert shop.product.stock_quantity == 1 and db.session.scalar(select(func.count()).select_from(Service)) == 2
     with pytest.raises(OrderError, match="Only 1 of"):
         create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+
+
+def test_products_set_up_on_order_are_active_before_payment(db, shop):
+    shop.product.auto_setup = "order"
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", domain="now.example"),
+                        CartLine("domain", domain="now.com", domain_action="register")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    assert order.status == "Active" and db.session.scalar(select(Service)).status == "Active"
+    assert db.session.get(Invoice, order.invoice_id).status == "Unpaid"
+    assert db.session.scalar(select(Domain)).status == "Pending"   # domains wait for the payment
+
+
+def test_a_module_failure_on_order_leaves_the_order_pending(db, shop):
+    shop.product.auto_setup = "order"
+    shop.product.module = "nosuchpanel"   # the module cannot be found: the create step fails
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", domain="later.example")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    assert order.status == "Pending" and db.session.scalar(select(Service)).status == "Pending"
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "order_accept_failed"))
+    assert "nosuchpanel" in entry.description
