@@ -449,3 +449,15 @@ def test_a_module_failure_on_order_leaves_the_order_pending(db, shop):
     assert order.status == "Pending" and db.session.scalar(select(Service)).status == "Pending"
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "order_accept_failed"))
     assert "nosuchpanel" in entry.description
+
+
+def test_a_module_failure_on_payment_keeps_the_payment_and_the_order_pending(db, shop):
+    shop.product.module = "nosuchpanel"
+    customer = factories.client()
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", domain="paid.example")])
+    order = create_order(cart, customer.id, "banktransfer", None, today=TODAY)
+    db.session.commit()
+    pay(db, order.invoice_id, D("15.00"), "T-M")
+    assert db.session.get(Invoice, order.invoice_id).status == "Paid"
+    assert order.status == "Pending" and db.session.scalar(select(Service)).status == "Pending"
+    assert db.session.scalar(select(ActivityLog).where(ActivityLog.action == "order_accept_failed"))
