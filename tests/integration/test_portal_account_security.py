@@ -227,3 +227,45 @@ def test_the_security_page_needs_a_signed_in_client(app, client):
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/portal/login?next=/portal/security")
     assert client.post("/portal/security/two-factor/start").status_code == 302
+
+
+RATE_LIMITED_APP = """
+import sys
+from config import TestConfig
+from app import create_app
+from app.extensions import db
+
+class Limited(TestConfig):
+    SQLALCHEMY_DATABASE_URI = "sqlite:///" + sys.argv[1] + "/limits.db"
+    UPLOAD_FOLDER = sys.argv[1]
+    AUTH_RATE_LIMITED = True
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    AUTH_RATE_LIMIT = "3 per minute"
+
+app = create_app(Limited)
+with app.app_context():
+    db.create_all()
+http = app.test_client()
+for path in ("/portal/security/password", "/portal/security/two-factor/disable",
+             "/portal/invitation/some-token"):
+    print(*[http.post(path, data={}).status_code for _ in range(4)])
+print(http.get("/portal/security").status_code)
+"""
+
+
+def test_password_two_factor_and_invitation_posts_are_rate_limited(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", RATE_LIMITED_APP, str(tmp_path)], cwd=root,
+                            capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root),
+                                 "LOG_LEVEL": "ERROR"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()[-4:]
+    # Signed out, the first three are sent to sign in (or find no invitation); the
+    # fourth in a minute is refused before any view runs. Reading is not limited.
+    assert lines == ["302 302 302 429", "302 302 302 429", "404 404 404 429", "302"]
