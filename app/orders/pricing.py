@@ -352,8 +352,14 @@ def _price_options(product: Product, cart_line: CartLine, currency: Currency,
     """The chosen options, priced; OrderError for an option of another product, a value
     of another option, or a quantity out of bounds."""
     options = _product_options(product)
+    wanted = dict(cart_line.config_options)
+    for option in sorted(options.values(), key=lambda o: (o.sort_order, o.id)):
+        # A dropdown or radio always has a choice: its first value unless one is chosen.
+        visible = sorted((v for v in option.values if not v.hidden), key=lambda v: (v.sort_order, v.id))
+        if option.option_type in ("dropdown", "radio") and option.id not in wanted and visible:
+            wanted[option.id] = visible[0].id
     choices = []
-    for option_id, chosen in sorted(cart_line.config_options.items()):
+    for option_id, chosen in sorted(wanted.items()):
         option = options.get(option_id)
         if option is None:
             raise OrderError("A configurable option in your cart does not belong to the product.")

@@ -209,3 +209,9 @@ def test_stock_limit(db):
     cart.lines.append(CartLine("product", shop.product.id, "Monthly", domain="b.com"))
     with pytest.raises(OrderError, match="Only 2 of"):
         price_cart(cart, today=TODAY)
+
+
+def test_a_dropdown_left_out_takes_its_first_value(shop):
+    cart = Cart("USD", [CartLine("product", shop.product.id, "Monthly", domain="example.com")])
+    line = price_cart(cart, today=TODAY).lines[0]
+    assert [o.label for o in line.options] == ["Size: Small"] and line.recurring_amount == D("10.00")
