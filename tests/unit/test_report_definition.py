@@ -92,7 +92,7 @@ def test_every_mistake_is_reported_at_once():
 def test_unknown_dataset_and_malformed_json():
     assert errors_of(dataset="planets") == [
         "unknown dataset 'planets' (known: invoices, invoice_items, transactions, clients, "
-        "services, domains, tickets)"]
+        "services, domains, tickets, orders)"]
     with pytest.raises(ReportError) as error:
         ReportDefinition.from_dict({"dataset": "invoices", "filters": "status=Paid",
                                     "limit": "ten", "colour": "red"})
