@@ -83,7 +83,8 @@ class Order(TimestampMixin, Model):
     amount: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     payment_method: Mapped[str | None] = mapped_column(String(50))
-    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    # Indexed: every paid invoice looks up the order it pays (auto-accept).
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     fraud_score: Mapped[int | None] = mapped_column(Integer)
     fraud_output: Mapped[str | None] = mapped_column(Text)
