@@ -19,7 +19,8 @@ speaks Stripe's documented formats for the endpoints the Stripe module calls.
 - hold_next_answer("confirm", seconds): do the next such request, then answer late
   (the client times out although the charge happened).
 - Checkout Sessions (POST/GET /v1/checkout/sessions): the hosted page is
-  GET /fake/checkout/<session id>?card=<number> (or ?outcome=cancel); paying there
+  GET /fake/checkout/<session id> (a card form for a browser), which pays with
+  ?card=<number> (or cancels with ?outcome=cancel); paying there
   makes the session's PaymentIntent (with payment_intent_data's metadata), emits
   payment_intent.* then checkout.session.completed, and sends the browser to the
   success_url with {CHECKOUT_SESSION_ID} filled in. expire_checkout() expires one.
@@ -744,6 +745,8 @@ def _handler_for(fake: FakeStripe):
                 return self._three_d_secure(url)
             if method == "GET" and url.path.startswith("/fake/checkout/"):
                 return self._checkout_page(url)
+            if url.path == "/favicon.ico":  # a browser on the hosted page asks for it
+                return self._respond(404, {})
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             try:
@@ -776,6 +779,8 @@ def _handler_for(fake: FakeStripe):
         def _checkout_page(self, url) -> None:
             session_id = url.path.rsplit("/", 1)[-1]
             query = dict(parse_qsl(url.query))
+            if "card" not in query and "outcome" not in query:
+                return self._checkout_form(url.path)
             with fake.lock:
                 try:
                     if query.get("outcome") == "cancel":
@@ -788,6 +793,19 @@ def _handler_for(fake: FakeStripe):
             self.send_header("Location", location)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def _checkout_form(self, path: str) -> None:
+            """The hosted page as a browser sees it: a card number and a Pay button."""
+            page = ("<!doctype html><html><head><title>Pay with card</title></head><body>"
+                    f'<form method="get" action="{path}" id="checkout">'
+                    '<label>Card number <input name="card" id="card-number"></label>'
+                    '<button type="submit" id="pay">Pay</button></form>'
+                    f'<a href="{path}?outcome=cancel" id="cancel">Back</a></body></html>').encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
 
         def do_GET(self):
             self._api("GET")
