@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -35,7 +35,9 @@ from app.models.portal import CheckoutSubmission
 from app.orders.cart import OrderError
 from app.orders.checkout import create_order
 from app.portal import portal
-from app.portal.access import client_login_required, current_client, is_client_user, owned_or_404
+from app.portal.access import (
+    can, client_login_required, current_client, is_client_user, owned_or_404, requires,
+)
 from app.portal.auth import _complete_login
 from app.portal.forms import country_choices, email_field, required
 from app.portal.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -149,6 +151,8 @@ def checkout():
         flash(_("Your cart is empty."), "info")
         return redirect(url_for("portal.cart"))
     client = signed_in_client()
+    if client is not None and not can("orders"):
+        abort(403)  # this login may not place orders for the account
     currency = store_currency()
     form = CheckoutForm() if client is not None else SignupCheckoutForm()
     form.payment_method.choices = payment_choices(currency.code)
@@ -218,7 +222,7 @@ def place_order(form, cart, client):
 
 
 @portal.route("/orders/<int:order_id>/complete")
-@client_login_required
+@requires("orders")
 def order_complete(order_id: int):
     order = owned_or_404(Order, order_id)
     return render_template("portal/store/complete.html", order=order, client=current_client())

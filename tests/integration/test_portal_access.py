@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models.clients import Client
-from app.models.orders import CancellationRequest
+from app.models.orders import CancellationRequest, Order
 from app.models.system import ActivityLog
 from tests.conftest import login
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
@@ -40,6 +40,11 @@ VALID_POST_BODIES = {
 ROW_OF_ARGUMENT.update({"email_id": "email_message", "membership_id": "membership",
                         "invitation_id": "invitation"})
 NOT_CLIENT_ROUTES |= {"portal.invitation"}  # a public link: its token is the key
+# The public store: catalog entries, cart positions and emailed links are the same
+# for everybody; an order's confirmation page is a record of the client's.
+NOT_CLIENT_ROUTES |= {"portal.store", "portal.configure", "portal.cart_update",
+                      "portal.cart_remove", "portal.verify_email_link"}
+ROW_OF_ARGUMENT["order_id"] = "order"
 VALID_POST_BODIES.update({
     "portal.service_upgrade": {"choice": "1:Monthly"},
     "portal.service_password": {"password": "Tulip-Kettle-93!", "confirm": "Tulip-Kettle-93!"},
@@ -65,8 +70,12 @@ def account_user_rows(app, world, key: str) -> dict:
         db.session.add(email)
         invitation = invite_user(account["client"], f"guest-{key}@example.com", ["tickets"],
                                  owner.user, lambda token: token, Actor.system())
+        order = Order(order_number=f"TEST-{key}", client_id=account["client"],
+                      currency_id=db.session.get(Client, account["client"]).currency_id)
+        db.session.add(order)
         db.session.commit()
-        return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id}
+        return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id,
+                "order": order.id}
 
 
 def routes_with_client_records(app):
@@ -109,7 +118,7 @@ def test_every_portal_route_answers_404_for_another_clients_record(app, client_a
                       "portal.ticket_close", "portal.ticket_attachment",
                       "portal.service_upgrade", "portal.service_password", "portal.email",
                       "portal.account_user_permissions", "portal.remove_account_user",
-                      "portal.cancel_account_invitation"}
+                      "portal.cancel_account_invitation", "portal.order_complete"}
     # Nothing of B's changed or was logged.
     assert activity_count(app, b["client"]) == before
     with app.app_context():
