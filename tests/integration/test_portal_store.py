@@ -471,3 +471,20 @@ def test_register_page_and_the_verification_link_expires(client, shop, app):
     with app.app_context():
         assert db.session.scalar(select(Client.email_verified)
                                  .where(Client.email == "reg@reg-shop.com")) is True
+
+
+def test_a_login_without_the_orders_permission_cannot_check_out(client, shop, fake_rdap, app):
+    with app.app_context():
+        account = orders_catalog.factories.client(email="acct-helper@shop.test")
+        link(make_client_user("helper@shop.test"), account, owner=False,
+             permissions=("tickets",))
+        db.session.commit()
+    assert portal_login(client, "helper@shop.test").status_code == 302
+    add_plan(client, shop, domain="helper.com", choice="own")
+    before = count_rows(app)
+    assert client.get("/portal/checkout").status_code == 403
+    response = client.post("/portal/checkout", data={"token": "x" * 30,
+                                                     "payment_method": "banktransfer",
+                                                     "accept_tos": "y"})
+    assert response.status_code == 403
+    assert count_rows(app) == before
