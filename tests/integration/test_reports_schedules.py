@@ -132,8 +132,11 @@ def test_cli_sends_what_is_due_and_names_a_bad_moment(app, db, business):  # noq
 def test_cli_creates_the_builtins_once(app, db):
     from reports.cli import reports_cli
 
+    from reports.builtin import BUILTIN_REPORTS
+
     runner = app.test_cli_runner()
+    assert len(BUILTIN_REPORTS) == 19
     assert runner.invoke(reports_cli, ["builtins"]).output == \
-        "10 built-in report(s) created or updated.\n"
+        "19 built-in report(s) created or updated.\n"
     assert runner.invoke(reports_cli, ["builtins"]).output == \
         "0 built-in report(s) created or updated.\n"
