@@ -507,6 +507,10 @@ EMAIL_TEMPLATES = (
     ("Order Confirmation", "general", "Order Confirmation #{{ order_number }}",
      "Dear {{ client_name }},\n\nThank you for your order #{{ order_number }} of {{ order_total }}. "
      "We will email you as soon as it is set up.\n\nInvoice: {{ invoice_link }}"),
+    ("Client Email Address Verification", "general", "Please confirm your email address",
+     "Dear {{ client_name }},\n\nPlease confirm your email address by opening this link within 48 "
+     "hours:\n{{ client_email_verification_link }}\n\nYour orders go ahead meanwhile; the link only "
+     "confirms that this address is yours."),
     ("Client Signup Email", "general", "Welcome to {{ company_name }}",
      "Dear {{ client_name }},\n\nThank you for creating an account with {{ company_name }}. You can log "
      "in to the client area at {{ portal_url }} with your email address."),
