@@ -1,1 +1,4 @@
-"""Domain registrars: settings of clients' domains (registrar calls come with the registrar modules)."""
+"""Domain registrars behind one interface (base.RegistrarModule): the modules (local,
+namecheap) by name (registry), availability through them or RDAP (availability, rdap),
+the domain engine (domains) and the settings a domain's owner may change
+(domain_settings)."""
