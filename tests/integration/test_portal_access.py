@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.models.billing import PayMethod
 from app.models.clients import Client
 from app.models.orders import CancellationRequest, Order
 from app.models.system import ActivityLog
@@ -53,6 +54,13 @@ VALID_POST_BODIES.update({
     "portal.cancel_account_invitation": {},
 })
 
+# Paying (app/portal/payments.py): a saved payment method is a record; the gateway in
+# the return URL is a name (the invoice in the same URL is what is looked up).
+ROW_OF_ARGUMENT["method_id"] = "pay_method"
+NAME_ARGUMENTS = {"gateway": "stripe"}
+VALID_POST_BODIES.update({"portal.pay_invoice": {"gateway": "banktransfer"},
+                          "portal.delete_payment_method": {}})
+
 
 def account_user_rows(app, world, key: str) -> dict:
     """An email, the owner's membership and an open invitation of an account."""
@@ -73,9 +81,12 @@ def account_user_rows(app, world, key: str) -> dict:
         order = Order(order_number=f"TEST-{key}", client_id=account["client"],
                       currency_id=db.session.get(Client, account["client"]).currency_id)
         db.session.add(order)
+        pay_method = PayMethod(client_id=account["client"], gateway="stripe",
+                               token="cus_test|pm_test", brand="visa", last4="4242")
+        db.session.add(pay_method)
         db.session.commit()
         return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id,
-                "order": order.id}
+                "order": order.id, "pay_method": pay_method.id}
 
 
 def routes_with_client_records(app):
@@ -88,6 +99,9 @@ def routes_with_client_records(app):
 def url_for_rule(rule, rows: dict) -> str:
     path = rule.rule
     for argument in rule.arguments:
+        if argument in NAME_ARGUMENTS:
+            path = path.replace(f"<{argument}>", NAME_ARGUMENTS[argument])
+            continue
         path = path.replace(f"<int:{argument}>", str(rows[ROW_OF_ARGUMENT[argument]]))
     return path
 
@@ -118,7 +132,9 @@ def test_every_portal_route_answers_404_for_another_clients_record(app, client_a
                       "portal.ticket_close", "portal.ticket_attachment",
                       "portal.service_upgrade", "portal.service_password", "portal.email",
                       "portal.account_user_permissions", "portal.remove_account_user",
-                      "portal.cancel_account_invitation", "portal.order_complete"}
+                      "portal.cancel_account_invitation", "portal.order_complete",
+                      "portal.pay_invoice", "portal.payment_return",
+                      "portal.delete_payment_method"}
     # Nothing of B's changed or was logged.
     assert activity_count(app, b["client"]) == before
     with app.app_context():
