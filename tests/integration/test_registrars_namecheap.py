@@ -143,3 +143,17 @@ def test_stored_api_key_is_encrypted(db, fake_namecheap):  # noqa: F811
 ])
 def test_phone_format(phone, country, expected):
     assert namecheap_phone(phone, country) == expected
+
+
+def test_sandbox_or_production_endpoint(db):
+    from app.registrars.namecheap import PRODUCTION_URL, SANDBOX_URL, NamecheapRegistrar
+
+    row = Registrar(module="namecheap", display_name="Namecheap", enabled=True, test_mode=True,
+                    username="u", api_key="k")
+    assert NamecheapRegistrar(row)._endpoint() == SANDBOX_URL == \
+        "https://api.sandbox.namecheap.com/xml.response"
+    row.test_mode = False
+    assert NamecheapRegistrar(row)._endpoint() == PRODUCTION_URL == \
+        "https://api.namecheap.com/xml.response"
+    row.api_url = "http://127.0.0.1:9/xml.response"
+    assert NamecheapRegistrar(row)._endpoint() == "http://127.0.0.1:9/xml.response"
