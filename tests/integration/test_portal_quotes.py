@@ -93,10 +93,13 @@ def test_an_expired_quote_cannot_be_accepted(app, client_a, world):
         assert db.session.get(Quote, quote_id).invoice_id is None
 
 
-def test_rating_a_staff_answer(app, client_a, world):
+def test_rating_a_staff_answer(app, client_a, world, staff):
+    username, _ = staff("Support")
     with app.app_context():
         ticket = db.session.get(Ticket, world["a"]["ticket"])
-        staff = TicketReply(ticket_id=ticket.id, admin_id=1, name="Sam Staff", message="Done.")
+        staff_user = app.appbuilder.sm.find_user(username=username)
+        staff = TicketReply(ticket_id=ticket.id, admin_id=staff_user.id, name="Sam Staff",
+                            message="Done.")
         client_reply = ticket.replies[0]
         db.session.add(staff)
         db.session.commit()
