@@ -96,9 +96,17 @@ def expire_portal_session():
     return redirect(url_for("portal.login", next=wanted))
 
 
-# First among the portal's checks: an ended session is sent to sign in before its
-# permissions or its form token are looked at.
-portal.before_request_funcs.setdefault(None, []).insert(0, expire_portal_session)
+def _run_first_after_translations(function) -> None:
+    """Place a check before the portal's other checks (CSRF, area permissions), right
+    after the one that switches to the portal's translations (its messages flash)."""
+    functions = portal.before_request_funcs.setdefault(None, [])
+    names = [f.__name__ for f in functions]
+    position = names.index("use_portal_translations") + 1 if "use_portal_translations" in names else 0
+    functions.insert(position, function)
+
+
+# An ended session is sent to sign in before its permissions or form token are checked.
+_run_first_after_translations(expire_portal_session)
 
 
 class ChangePasswordForm(FlaskForm):

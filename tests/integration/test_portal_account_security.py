@@ -269,3 +269,12 @@ def test_password_two_factor_and_invitation_posts_are_rate_limited(tmp_path):
     # Signed out, the first three are sent to sign in (or find no invitation); the
     # fourth in a minute is refused before any view runs. Reading is not limited.
     assert lines == ["302 302 302 429", "302 302 302 429", "404 404 404 429", "302"]
+
+
+def test_the_expiry_message_is_in_the_users_language(app, world, session_clock):
+    http = app.test_client()
+    http.post("/portal/language", data={"language": "de", "next": "/portal/"})
+    portal_login(http, world["user_a"])
+    session_clock.advance(app.config["PORTAL_IDLE_TIMEOUT_SECONDS"] + 1)
+    response = http.get("/portal/", follow_redirects=True)
+    assert "Ihre Sitzung ist abgelaufen" in text_of(response)
