@@ -5,6 +5,7 @@ Active again and staff see the transaction. Bank transfer: instructions, then st
 record the payment. Plus client isolation, CSRF and server-side amounts."""
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
@@ -222,3 +223,21 @@ def test_a_surcharge_is_added_for_the_gateway_chosen_and_removed_on_switching(
         order = fake_paypal.orders[db.session.scalars(
             select(PaymentAttempt.remote_id).where(PaymentAttempt.gateway == "paypal")).one()]
         assert order["purchase_units"][0]["amount"]["value"] == "24.00"
+
+
+def test_an_expired_checkout_is_recorded_as_failed(app, client_a, world, fake_stripe):
+    with app.app_context():
+        add_stripe_gateway(fake_stripe)
+        db.session.commit()
+    start = client_a.post(f"/portal/invoices/{world['a']['invoice']}/pay", data={"gateway": "stripe"})
+    session_id = start.headers["Location"].rsplit("/", 1)[-1]
+    fake_stripe.expire_checkout(session_id)
+    payload = json.dumps(fake_stripe.last_event("checkout.session.expired"))
+    answer = client_a.post("/gateways/stripe/webhook", data=payload.encode(),
+                           headers=fake_stripe.signed(payload))
+    assert answer.status_code == 200 and answer.get_json()["outcomes"] == ["recorded"]
+    with app.app_context():
+        attempt = db.session.scalars(select(PaymentAttempt)).one()
+        assert (attempt.remote_id, attempt.status, attempt.error) == (
+            session_id, "failed", "the payment page expired unpaid")
+    assert paid_state(app, world)[:2] == ("Unpaid", D("0.00"))
