@@ -36,6 +36,7 @@ from app.models.orders import (
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.orders import fraud
 from app.orders.cart import DOMAIN, PRODUCT, TRANSFER, Cart, OrderError
+from app.registrars.domain_settings import DomainSettingsError, normalise_nameservers
 from app.orders.pricing import CartQuote, QuoteLine, find_tld, price_cart, tld_of
 
 ORDER_NUMBER_DIGITS = 10
@@ -189,6 +190,15 @@ def _make_domain(order: Order, line: QuoteLine, cart_line, payment_method: str, 
     return domain
 
 
+def _nameservers(values: list[str] | None) -> list[str]:
+    if not values or not any((value or "").strip() for value in values):
+        return []
+    try:
+        return normalise_nameservers(values)
+    except DomainSettingsError as error:
+        raise OrderError(f"Nameservers: {error}.") from None
+
+
 def _period(line: QuoteLine) -> str:
     if line.period_end is None:
         return ""
@@ -232,12 +242,13 @@ def _order_email(order: Order) -> None:
 def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: str | None,
                  apply_credit: bool = False, actor: Actor | None = None, notes: str | None = None,
                  *, create_invoice: bool = True, send_email: bool = True,
-                 setup_on_order: bool = True, today: date | None = None) -> Order:
+                 setup_on_order: bool = True, nameservers: list[str] | None = None,
+                 today: date | None = None) -> Order:
     """Validate the cart (OrderError), then create the order, its items, the Pending
     services/addons/domains, the invoice (unless create_invoice is False), count the
     promotion use, run the fraud check, and log. setup_on_order False leaves products
     set to "set up on order" for an explicit accept (WHMCS's AddOrder does so).
-    Flushes; the caller commits."""
+    nameservers (2 to 5) go to every domain of the order. Flushes; the caller commits."""
     actor = actor or Actor.system()
     today = today or business_today()
     client = _client(client_id)
@@ -246,6 +257,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
         raise OrderError("The IP address is not valid.")
     if notes is not None and not isinstance(notes, str):
         raise OrderError("Order notes must be text.")
+    hosts = _nameservers(nameservers)
     quote = price_cart(cart, client.id, today=today)
     if quote.promotion_error:
         raise OrderError(quote.promotion_error)
@@ -273,6 +285,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
                              service_id=row.service_id)
         else:
             row = _make_domain(order, line, cart_line, method, today)
+            row.nameservers = "\n".join(hosts)
             item = OrderItem(kind="domain", description=line.description, domain_id=row.id)
         made.append(row)
         item.billing_cycle = line.cycle or f"{line.years} Year(s)"

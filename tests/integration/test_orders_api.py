@@ -117,8 +117,13 @@ def test_pending_cancel_fraud_delete_over_the_api(client, db, key, shop):
     customer = factories.client()
     db.session.commit()
     status, body = call(client, key, "AddOrder", clientid=customer.id, paymentmethod="banktransfer",
-                        noemail="1", **{"domain[0]": "api.com", "domaintype[0]": "transfer", "eppcode[0]": "X-1"})
+                        noemail="1", nameserver1="ns1.host.example", nameserver2="NS2.host.example.",
+                        **{"domain[0]": "api.com", "domaintype[0]": "transfer", "eppcode[0]": "X-1"})
     order_id, invoice_id = body["orderid"], body["invoiceid"]
+    assert db.session.scalar(select(Domain)).nameserver_list == ["ns1.host.example", "ns2.host.example"]
+    refused = call(client, key, "AddOrder", clientid=customer.id, paymentmethod="banktransfer",
+                   nameserver1="ns1.host.example", **{"domain[0]": "one-ns.com", "domaintype[0]": "register"})[1]
+    assert refused == {"result": "error", "message": "Nameservers: give 2 to 5 nameservers."}
     assert call(client, key, "CancelOrder", orderid=order_id)[1] == {"result": "success"}
     assert db.session.get(Invoice, invoice_id).status == "Cancelled"
     assert call(client, key, "PendingOrder", orderid=order_id)[1] == {"result": "success"}

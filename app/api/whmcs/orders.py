@@ -298,7 +298,8 @@ def add_order(params: Params, actor: Actor) -> dict:
     order = create_order(cart, client.id, method, params.text("clientip", max_length=45),
                          apply_credit=bool(params.bool("applycredit", False)), actor=actor,
                          create_invoice=not params.bool("noinvoice", False),
-                         send_email=not params.bool("noemail", False), setup_on_order=False)
+                         send_email=not params.bool("noemail", False), setup_on_order=False,
+                         nameservers=[params.text(f"nameserver{n}") or "" for n in range(1, 6)])
     services = db.session.scalars(select(Service.id).where(Service.order_id == order.id)
                                   .order_by(Service.id)).all()
     addons = db.session.scalars(select(ServiceAddon.id).where(ServiceAddon.service_id.in_(services or [0]))
