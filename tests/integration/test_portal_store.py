@@ -488,3 +488,33 @@ def test_a_login_without_the_orders_permission_cannot_check_out(client, shop, fa
                                                      "accept_tos": "y"})
     assert response.status_code == 403
     assert count_rows(app) == before
+
+
+def test_two_simultaneous_posts_of_one_checkout_make_one_order(client, shop, fake_rdap, app):
+    import threading
+
+    signed_in_buyer(app, client)
+    add_plan(client, shop, domain="race.com", choice="own")
+    csrf, token = checkout_page_tokens(client)
+    form = {"csrf_token": csrf, "token": token, "payment_method": "banktransfer",
+            "accept_tos": "y"}
+    # A double click: the same session on two connections at the same moment.
+    twin = app.test_client()
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    twin.set_cookie(cookie.key, cookie.value)
+    start = threading.Barrier(2)
+    statuses = []
+
+    def post(http):
+        start.wait()
+        statuses.append(http.post("/portal/checkout", data=form).status_code)
+
+    threads = [threading.Thread(target=post, args=(http,)) for http in (client, twin)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [302, 302]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
