@@ -22,7 +22,15 @@ class CatalogError(ValueError):
     """A refused catalog change; nothing was written."""
 
 
-def _slug(name: str) -> str:
+def _slug(name: str, wanted: str | None = None) -> str:
+    """The wanted slug when free, else one made from the name (numbered when taken)."""
+    if wanted:
+        wanted = wanted.strip().lower()
+        if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", wanted) or len(wanted) > 150:
+            raise CatalogError("The slug is lower-case letters, digits and single dashes")
+        if db.session.scalar(select(Product.id).where(Product.slug == wanted)) is not None:
+            raise CatalogError(f"The slug {wanted!r} is taken")
+        return wanted
     base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:140] or "product"
     slug, number = base, 1
     while db.session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
@@ -37,7 +45,7 @@ def create_product(group_id: int, name: str, *, type: str = ProductType.HOSTING.
                    hidden: bool = False, taxed: bool = True, stock_control: bool = False,
                    stock_quantity: int = 0, require_domain: bool = True,
                    auto_setup: str = "payment", welcome_email: str | None = None,
-                   sort_order: int = 0,
+                   sort_order: int = 0, slug: str | None = None,
                    prices: dict[tuple[int, str], tuple[Decimal, Decimal]] | None = None,
                    actor: Actor | None = None) -> Product:
     """prices: (currency id, BillingCycle value) -> (price, setup fee)."""
@@ -58,7 +66,7 @@ def create_product(group_id: int, name: str, *, type: str = ProductType.HOSTING.
         raise CatalogError(f"Invalid module {module!r}: one of {', '.join(available_modules())}")
     if auto_setup not in ("order", "payment", "accept", "never"):
         raise CatalogError("Invalid auto setup: order, payment, accept or never")
-    product = Product(group_id=group.id, name=name, slug=_slug(name), type=type,
+    product = Product(group_id=group.id, name=name, slug=_slug(name, slug), type=type,
                       payment_type=payment_type, description=description, module=module,
                       module_package=module_package, hidden=hidden, taxed=taxed,
                       stock_control=stock_control, stock_quantity=stock_quantity,

@@ -114,6 +114,8 @@ def test_add_product_with_prices_and_get_promotions(client, db, key):
     assert listed["pricing"]["USD"]["quarterly"] == "-1.00"
 
     before = count(db, Product)
+    assert refused(client, key, "AddProduct", gid=group.id, name="Again",
+                   slug="starter-plan") == "The slug 'starter-plan' is taken"
     assert refused(client, key, "AddProduct", gid=group.id) == "Parameter name is required"
     assert refused(client, key, "AddProduct", gid=99999, name="X") == \
         "You must supply a valid Product Group ID"
@@ -189,12 +191,18 @@ def test_upgrade_product_calculates_then_invoices(client, db, key):
     assert quote["oldproductid"] == small.id and quote["newproductid"] == big.id
     assert Decimal(quote["price"]) > 0 and len(quote["price"].split(".")[1]) == 2
     assert count(db, Invoice) == 0
-    done = ok(client, key, "UpgradeProduct", serviceid=service.id, type="product",
-              newproductid=big.id, newproductbillingcycle="monthly")
-    invoice = db.session.get(Invoice, done["invoiceid"])
-    assert invoice.total == Decimal(quote["price"])
+    assert quote["upgradeinprogress"] is False and quote["newproductname"] == big.name
     assert refused(client, key, "UpgradeProduct", serviceid=service.id, type="product",
-                   newproductid=99999) == "Invalid New Product ID"
+                   newproductid=big.id) == "Parameter paymentmethod is required"
+    done = ok(client, key, "UpgradeProduct", serviceid=service.id, type="product",
+              newproductid=big.id, newproductbillingcycle="monthly", paymentmethod="paypal")
+    invoice = db.session.get(Invoice, done["invoiceid"])
+    assert (invoice.total, invoice.payment_method) == (Decimal(quote["price"]), "paypal")
+    again = ok(client, key, "UpgradeProduct", serviceid=service.id, type="product",
+               newproductid=big.id, calconly="1")
+    assert again["upgradeinprogress"] is True
+    assert refused(client, key, "UpgradeProduct", serviceid=service.id, type="product",
+                   newproductid=99999, calconly="1") == "Invalid New Product ID"
 
 
 # Billing
@@ -421,7 +429,8 @@ WRITES = [
     ("UpdateContact", {"contactid": "{contact}", "lastname": "Changed"}),
     ("AddProduct", {"gid": "{group}", "name": "Sneaky"}),
     ("UpdateClientProduct", {"serviceid": "{service}", "domain": "evil.example"}),
-    ("UpgradeProduct", {"serviceid": "{service}", "type": "product", "newproductid": "{product}"}),
+    ("UpgradeProduct", {"serviceid": "{service}", "type": "product", "newproductid": "{product}",
+                        "paymentmethod": "paypal"}),
     ("AddCancelRequest", {"serviceid": "{service}", "type": "Immediate"}),
     ("ModuleCreate", {"accountid": "{service}"}),
     ("ModuleChangePackage", {"accountid": "{service}"}),

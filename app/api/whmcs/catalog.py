@@ -64,7 +64,7 @@ def add_product(params: Params, actor: Actor) -> dict:
         stock_quantity=params.int("qty", minimum=0) or 0,
         require_domain=bool(params.bool("showdomainoptions", default=True)),
         auto_setup=AUTO_SETUP[auto_setup], welcome_email=params.text("welcomeemail"),
-        sort_order=params.int("order", minimum=0) or 0,
+        sort_order=params.int("order", minimum=0) or 0, slug=params.text("slug"),
         prices=_prices(params, PAY_TYPES[pay_type]), actor=actor)
     return {"pid": product.id}
 

@@ -3,16 +3,19 @@ and the module commands (create, change package, change password). Suspend,
 unsuspend and terminate are in orders.py."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from app.activity import Actor
 from app.api.whmcs.registry import ApiError, Params, action
-from app.api.whmcs.responses import amount, day
+from app.api.whmcs.responses import amount
 from app.billing import cancellations, upgrades
 from app.billing.automation import business_today
 from app.extensions import db
 from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.models.catalog import Product
-from app.models.orders import Service
+from app.models.billing import Invoice, InvoiceItem, ItemType
+from app.models.orders import Service, Upgrade
 from app.provisioning import service_commands
 
 # WHMCS parameter -> Service column (text, dates, amounts, flags).
@@ -67,13 +70,18 @@ def update_client_product(params: Params, actor: Actor) -> dict:
 @action("UpgradeProduct", "ServiceApi", "can_put")
 def upgrade_product(params: Params, actor: Actor) -> dict:
     service = find_service(params)
+    calculate_only = bool(params.bool("calconly"))
+    payment_method = params.text("paymentmethod", required=not calculate_only, max_length=50)
     kind = (params.text("type") or "").lower()
     if kind not in ("product", "configoptions"):
         raise ApiError("Parameter type must be product or configoptions")
     if kind == "configoptions":
         raise ApiError("Upgrading configurable options is not supported: upgrade the product")
+    if params.text("promocode"):
+        raise ApiError("Promotion codes do not apply to upgrades here")
     product_id = params.id("newproductid", required=True)
-    if db.session.get(Product, product_id) is None:
+    product = db.session.get(Product, product_id)
+    if product is None:
         raise ApiError("Invalid New Product ID")
     cycle_text = params.text("newproductbillingcycle") or service.billing_cycle
     try:
@@ -81,26 +89,24 @@ def upgrade_product(params: Params, actor: Actor) -> dict:
     except BillingError:
         raise ApiError(f"Invalid billing cycle {cycle_text}") from None
     today = business_today()
+    pending = db.session.scalar(select(Upgrade.id).where(Upgrade.service_id == service.id,
+                                                         Upgrade.status == "Pending"))
     quote = upgrades.quote_upgrade(service.id, product_id, cycle, today)
     payload = {"oldproductid": service.product_id, "oldproductname": service.product.name,
-               "newproductid": product_id, "newproductbillingcycle": cycle,
-               "daysuntilrenewal": (quote.new_next_due_date - today).days
-               if getattr(quote, "new_next_due_date", None) else 0,
-               "price": amount(max(quote.amount_due, 0))}
-    if params.bool("calconly"):
+               "newproductid": product.id, "newproductname": product.name,
+               "newproductbillingcycle": cycle, "daysuntilrenewal": quote.days_left,
+               "totaldays": quote.days_in_period, "price": amount(max(quote.amount_due, 0)),
+               "upgradeinprogress": pending is not None}
+    if calculate_only:
         return payload
     upgrade = upgrades.apply_upgrade(service.id, product_id, cycle, today, actor=actor)
-    invoice_id = db.session.scalar(_upgrade_invoice(upgrade.id))
-    return {**payload, "orderid": 0, "invoiceid": invoice_id or 0, "upgradeid": upgrade.id}
-
-
-def _upgrade_invoice(upgrade_id: int):
-    from sqlalchemy import select
-
-    from app.models.billing import InvoiceItem, ItemType
-
-    return select(InvoiceItem.invoice_id).where(InvoiceItem.type == ItemType.UPGRADE.value,
-                                                InvoiceItem.rel_id == upgrade_id)
+    invoice_id = db.session.scalar(select(InvoiceItem.invoice_id).where(
+        InvoiceItem.type == ItemType.UPGRADE.value, InvoiceItem.rel_id == upgrade.id))
+    if invoice_id and payment_method:
+        invoice = db.session.get(Invoice, invoice_id)
+        invoice.payment_method = payment_method  # how the client pays it; no money changes
+    return {**payload, "upgradeinprogress": False, "orderid": 0, "invoiceid": invoice_id or 0,
+            "upgradeid": upgrade.id}
 
 
 @action("AddCancelRequest", "CancellationRequestApi", "can_post")
@@ -139,6 +145,3 @@ def _module(command, params: Params, name: str = "accountid") -> None:
     service_id = params.id(name, required=True)
     command(service_id)
 
-
-def service_summary(service: Service) -> dict:
-    return {"id": service.id, "status": service.status, "nextduedate": day(service.next_due_date)}
