@@ -26,6 +26,10 @@ celery.conf.beat_schedule = {
         "task": "app.webhook_tasks.send_due_webhooks",
         "schedule": 60.0,
     },
+    "sweep-pending-payments": {
+        "task": "app.tasks.sweep_pending_payments",
+        "schedule": crontab(minute=20),
+    },
     "send-due-report-schedules": {
         "task": "app.report_tasks.send_due_report_schedules",
         "schedule": crontab(minute=5),

@@ -82,3 +82,11 @@ def renew_paid_domains(invoice_id: int) -> list[dict]:
     db.session.commit()
     return [{"domain_id": r.domain_id, "success": r.success, "message": r.message}
             for r in results]
+
+
+@celery.task(name="app.tasks.sweep_pending_payments")
+def sweep_pending_payments() -> dict:
+    """Hourly: payment-page payments whose webhook never came, looked up and applied."""
+    from app.gateways.sweep import sweep_pending_payments as sweep
+
+    return automation.jsonable(sweep())

@@ -54,6 +54,7 @@ ALL_CLIENTS = "all"
 STEPS: tuple[str, ...] = (
     "update_exchange_rates",
     "generate_invoices",
+    "sweep_pending_payments",
     "charge_stored_methods",
     "send_card_expiry_notices",
     "send_reminders",
@@ -70,12 +71,13 @@ STEPS: tuple[str, ...] = (
 
 # Steps that work on the whole installation at once, not on a range of clients.
 GLOBAL_STEPS = frozenset({"update_exchange_rates", "close_inactive_tickets", "retry_webhooks",
-                          "send_email"})
+                          "send_email", "sweep_pending_payments"})
 
 # step -> "module:function"; imported when first used (the step modules import this one).
 _STEP_FUNCTIONS = {
     "update_exchange_rates": "app.billing.exchange_rates:update_exchange_rates",
     "generate_invoices": "app.billing.generation:generate_due_invoices",
+    "sweep_pending_payments": "app.gateways.sweep:sweep_pending_payments",
     "charge_stored_methods": "app.gateways.autocharge:charge_due_invoices",
     "send_card_expiry_notices": "app.gateways.card_expiry:send_card_expiry_notices",
     "send_reminders": "app.billing.dunning:send_reminders",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.activity import Actor
     from app.models.billing import Invoice, PaymentGateway, PayMethod, Transaction
     from app.models.clients import Client
+    from app.models.gateways import PaymentAttempt
 
 
 class PaymentStatus(StrEnum):
@@ -233,6 +234,13 @@ class Gateway:
         """The client is back from the payment page: what the vendor (not the
         browser) says about the payment the arguments name."""
         raise UnsupportedOperation(f"{self.name} has no return from a payment page")
+
+    def lookup_payment(self, attempt: "PaymentAttempt") -> GatewayResponse:
+        """What the vendor says now of a payment begun on its page (attempt.remote_id:
+        the session, order, reference or invoice start_payment returned), for the sweep
+        of payments whose webhook never came. Asks only, except where finishing is the
+        vendor's own next step (PayPal captures an order its buyer approved)."""
+        raise UnsupportedOperation(f"{self.name} has no payments to look up")
 
     def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         """Verify a callback (signature, age) and reduce it to events; WebhookRejected

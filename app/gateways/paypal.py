@@ -226,6 +226,11 @@ class PayPalGateway(Gateway):
                                        error="the payment was cancelled at PayPal")
         return self._capture(order_id)
 
+    def lookup_payment(self, attempt) -> GatewayResponse:
+        """The order asked of PayPal; one its buyer approved is captured (what the
+        return and the CHECKOUT.ORDER.APPROVED webhook do: once, by its request id)."""
+        return self._capture(self._order_id(attempt.remote_id))
+
     # Webhooks
 
     def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:

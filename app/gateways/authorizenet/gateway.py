@@ -295,6 +295,22 @@ class AuthorizeNetGateway(Gateway):
             raw_id=reference, invoice_id=invoice_id,
             error="the payment was cancelled at Authorize.net" if cancelled else None)
 
+    def lookup_payment(self, attempt) -> GatewayResponse:
+        """A hosted-page payment found by our reference: among today's transactions,
+        then the client's customer profile's (settled ones too); pending if neither
+        has it yet."""
+        reference = attempt.remote_id
+        invoice_id = invoice_of_reference(reference)
+        if invoice_id is None:
+            raise GatewayError("that is not a payment reference of this installation")
+        transaction = (self._find_unsettled(reference)
+                       or self._find_for_customer(self._profile(attempt.client), reference))
+        if transaction is not None:
+            return self._response(transaction)
+        return GatewayResponse(success=False, transaction_id=None, amount=attempt.amount,
+                               currency=attempt.currency, status=PaymentStatus.PENDING.value,
+                               raw_id=reference, invoice_id=invoice_id)
+
     # Webhooks
 
     def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:

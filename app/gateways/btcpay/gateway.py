@@ -147,13 +147,11 @@ class BTCPayGateway(Gateway):
         """Back from the checkout page: the invoice is asked of BTCPay, not the browser."""
         return self._response(self._invoice(args.get("invoice")))
 
-    def reconcile_charge(self, remote_id: str | None, pay_method: "PayMethod | None",
-                         invoice: "Invoice", amount: Decimal, *, idempotency_key: str,
-                         return_url: str) -> GatewayResponse:
+    def lookup_payment(self, attempt) -> GatewayResponse:
         """A payment whose webhook never came: what BTCPay says of its invoice now."""
-        if remote_id is None:
+        if attempt.remote_id is None:
             raise UnsupportedOperation("a BTCPay payment is looked up by its BTCPay invoice id")
-        return self._response(self._invoice(remote_id))
+        return self._response(self._invoice(attempt.remote_id))
 
     # Webhooks
 

@@ -285,6 +285,14 @@ class StripeGateway(Gateway):
             raise GatewayError("the return does not match that payment")
         return self._payment_response(intent)
 
+    def lookup_payment(self, attempt) -> GatewayResponse:
+        """A Checkout Session (cs_) or an on-site PaymentIntent (pi_), asked of Stripe."""
+        remote_id = attempt.remote_id or ""
+        if remote_id.startswith("pi_"):
+            return self._payment_response(self._retrieve_intent(
+                self._client(), _check_id(remote_id, "pi", "the payment")))
+        return self._session_response(self._retrieve_session(_check_id(remote_id, "cs", "the checkout")))
+
     # Webhooks
 
     def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
