@@ -361,7 +361,6 @@ def get_admin_users(params: Params, actor: Actor) -> dict:
     from flask import current_app
 
     from app.auth import twofactor
-    from app.auth.roles import STAFF_ROLES
 
     sm = current_app.appbuilder.sm
     query = select(sm.user_model).order_by(sm.user_model.id)
@@ -373,7 +372,7 @@ def get_admin_users(params: Params, actor: Actor) -> dict:
     role_id = params.id("roleid")
     users = []
     for user in db.session.scalars(query):
-        roles = [role for role in user.roles if role.name in STAFF_ROLES or role.name != "Client"]
+        roles = [role for role in user.roles if role.name != "Client"]
         if not roles or (role_id is not None and role_id not in {role.id for role in roles}):
             continue
         users.append({"id": user.id, "roleId": roles[0].id, "roleName": roles[0].name,
