@@ -5,8 +5,8 @@ A stored HTML body is the business's template filled with data that may come fro
 anybody (a ticket reply, a name), so it is never put into the page itself: it is
 shown in an <iframe sandbox srcdoc=...> (no scripts, no forms, no same-origin
 access; Jinja escapes the attribute) or, where there is one, as the plain-text body.
-Emails that carry a login's own secret link (password resets, user invitations)
-are not listed: another user of the account must not be able to open them."""
+Emails that carry a secret (password-reset, invitation and confirmation links, a
+domain's EPP code) are not listed: another user of the account must not read them."""
 from __future__ import annotations
 
 from flask import abort, make_response, render_template, request
@@ -16,6 +16,10 @@ from app.extensions import db
 from app.models.system import EmailMessage, EmailStatus
 from app.portal import portal
 from app.portal.access import current_client, requires
+from app.portal.passwords import RESET_TEMPLATE
+from app.portal.signup import VERIFY_TEMPLATE
+from app.portal.users import INVITATION_TEMPLATE
+from app.registrars.domains import EPP_TEMPLATE
 
 PAGE_SIZE = 25
 # Put in front of the body inside the frame: a policy can only be narrowed by what
@@ -24,6 +28,9 @@ FRAME_POLICY = ('<meta http-equiv="Content-Security-Policy" content="default-src
                 'img-src data:; style-src \'unsafe-inline\'">')
 # related_type of the messages written to one login, not to the account.
 PRIVATE_RELATED_TYPES = ("user", "invitation")
+# Emails whose body is a key (a reset or confirmation link, a domain's transfer code):
+# kept out of the history, where every user with the "emails" permission reads.
+SECRET_TEMPLATES = (RESET_TEMPLATE, INVITATION_TEMPLATE, VERIFY_TEMPLATE, EPP_TEMPLATE)
 
 
 def _visible_emails(client_id: int):
@@ -32,7 +39,8 @@ def _visible_emails(client_id: int):
         EmailMessage.client_id == client_id,
         EmailMessage.status == EmailStatus.SENT.value,
         (EmailMessage.related_type.is_(None))
-        | EmailMessage.related_type.notin_(PRIVATE_RELATED_TYPES))
+        | EmailMessage.related_type.notin_(PRIVATE_RELATED_TYPES),
+        (EmailMessage.template.is_(None)) | EmailMessage.template.notin_(SECRET_TEMPLATES))
 
 
 @portal.route("/emails")

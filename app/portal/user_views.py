@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -168,7 +169,8 @@ def invitation(token: str):
         try:
             register_invited_user(token, form.first_name.data, form.last_name.data,
                                   form.password.data)
-        except InvitationError:
+        except (InvitationError, IntegrityError):
+            # IntegrityError: the same link was just used by a parallel request.
             db.session.rollback()
             return render_template("portal/invitation_invalid.html"), 404
         except UserAdminError as error:

@@ -24,8 +24,8 @@ HOSTILE = ('<p>Your invoice</p><script>parent.document.title="owned"</script>'
 
 def add_email(client_id: int, subject: str, *, status: str = "sent", body_html: str = "<p>Hi</p>",
               body_text: str | None = None, related: tuple[str, int] | None = None,
-              minutes_ago: int = 0) -> int:
-    row = EmailMessage(client_id=client_id, template="Invoice Created", to_address="to@x.test",
+              minutes_ago: int = 0, template: str = "Invoice Created") -> int:
+    row = EmailMessage(client_id=client_id, template=template, to_address="to@x.test",
                        subject=subject, body_html=body_html, body_text=body_text, status=status,
                        related_type=related[0] if related else None,
                        related_id=related[1] if related else None,
@@ -48,6 +48,8 @@ def mails(app, world):
             "reset": add_email(a, "Reset your password", related=("user", 1), minutes_ago=1),
             "invite": add_email(a, "You are invited", related=("invitation", 1), minutes_ago=2),
             "other": add_email(b, "Bravo's invoice", minutes_ago=3),
+            "epp": add_email(a, "EPP code of alpha-domain.example", template="Domain EPP Code",
+                             related=("domain", 1), minutes_ago=4),
         }
         db.session.commit()
         return ids
@@ -58,7 +60,7 @@ def test_the_list_shows_the_accounts_sent_emails_newest_first(client_a, mails):
     subjects = re.findall(r'href="/portal/emails/\d+">([^<]+)</a>', page)
     assert subjects == ["Customer Invoice INV-1", "Plain notice"]
     for hidden in ("Not sent yet", "Bounced one", "Reset your password", "You are invited",
-                   "Bravo"):
+                   "Bravo", "EPP code"):
         assert hidden not in page
 
 
@@ -88,7 +90,7 @@ def test_the_text_view_escapes_the_body(client_a, mails):
 
 
 def test_other_and_private_emails_are_not_found(client_a, mails):
-    for key in ("other", "reset", "invite", "queued", "failed"):
+    for key in ("other", "reset", "invite", "queued", "failed", "epp"):
         assert client_a.get(f"/portal/emails/{mails[key]}").status_code == 404, key
     assert client_a.get("/portal/emails/999999").status_code == 404
 
