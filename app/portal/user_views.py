@@ -4,7 +4,7 @@ link an invitee opens (public: the token is the key). Thin: each action calls on
 function of app.portal.users inside a unit of work."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, after_this_request, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -152,8 +152,16 @@ def cancel_account_invitation(invitation_id: int):
 
 # The invitation link
 
+def _keep_link_private(response):
+    """The link is a key: no cache keeps the page, no other site learns the URL."""
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 @portal.route("/invitation/<token>", methods=["GET", "POST"])
 def invitation(token: str):
+    after_this_request(_keep_link_private)
     try:
         row = invitation_for_token(token)
     except InvitationError:

@@ -71,6 +71,8 @@ def test_inviting_a_new_person_who_creates_a_login(app, client_a, world):
     visitor = app.test_client()
     form = visitor.get(f"/portal/invitation/{token}")
     assert form.status_code == 200
+    assert form.headers["Referrer-Policy"] == "no-referrer"
+    assert form.headers["Cache-Control"] == "private, no-store"
     html = text_of(form)
     assert "Alpha Ltd" in html and "View and pay invoices" in html and "Manage domain" not in html
     short = visitor.post(f"/portal/invitation/{token}", data={
