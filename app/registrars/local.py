@@ -19,10 +19,14 @@ from app.billing.cycles import add_months
 from app.extensions import db
 from app.models.domains import Domain, DomainStatus
 from app.registrars.base import (
-    EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
+    AvailabilityResult, EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
     RegistrationResult, RenewalResult, SyncResult, TransferResult,
 )
+from app.registrars.rdap import COULD_NOT_CHECK, rdap_availability
 
+# A name in one of these states is free to be ordered again.
+RELEASED_STATUSES = (DomainStatus.CANCELLED.value, DomainStatus.EXPIRED.value,
+                     DomainStatus.TRANSFERRED_AWAY.value)
 NOTE = "local registrar: recorded in this installation only, no registry was contacted"
 
 
@@ -41,6 +45,16 @@ class LocalRegistrar(RegistrarModule):
         if domain is None:
             raise RegistrarRejected(f"{name} is not registered here")
         return domain
+
+    def check_availability(self, domain: str) -> AvailabilityResult:
+        """The registry's RDAP service when it answers; when none does (an offline demo),
+        this installation is the registry: a name is taken while a domain row holds it."""
+        answer = rdap_availability(domain)
+        if answer.reason != COULD_NOT_CHECK:
+            return answer
+        held = db.session.scalar(select(Domain.id).where(
+            Domain.name == domain, Domain.status.not_in(RELEASED_STATUSES)))
+        return AvailabilityResult(domain, available=held is None, reason="taken" if held else "")
 
     def register(self, domain, years, nameservers, contact) -> RegistrationResult:
         return RegistrationResult(domain, expiry_date=add_months(_today(), 12 * years),

@@ -152,3 +152,16 @@ def test_unknown_module_falls_back_to_rdap(db, fake_rdap):  # noqa: F811
     sell_tld(db, ".com", registrar_module="enom")
     assert check_domain("free.com").available is True
     assert fake_rdap.requests == ["/domain/free.com"]
+
+
+def test_local_registrar_is_the_registry_when_no_rdap_service_answers(db):
+    # Tests point RDAP at a closed port: like an offline demo, nobody answers.
+    from app.models.domains import DomainStatus
+    sell_tld(db, ".com", registrar_module="local")
+    owner = factories.client()
+    factories.domain(owner, "held.com", status=DomainStatus.ACTIVE.value)
+    factories.domain(owner, "gone.com", status=DomainStatus.CANCELLED.value)
+    db.session.commit()
+    assert (check_domain("held.com").available, check_domain("held.com").reason) == (False, "taken")
+    assert check_domain("gone.com").available is True
+    assert check_domain("fresh.com").available is True
