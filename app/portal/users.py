@@ -10,7 +10,6 @@ changes nothing. Every change is written to the activity log."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -31,8 +30,6 @@ from app.models.system import EmailTemplate
 from app.notifications.queue import queue_email
 from app.portal.access import CLIENT_ROLE, is_client_user
 from app.portal.passwords import check_new_password, hash_password
-
-logger = logging.getLogger(__name__)
 
 INVITATION_TEMPLATE = "Client User Invitation"
 INVITATION_LIFETIME = timedelta(days=7)
