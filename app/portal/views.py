@@ -11,13 +11,14 @@ from datetime import date, timedelta
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.activity import current_actor
 from app.billing import credit
 from app.billing.cancellations import CANCELLABLE_STATUSES, open_request, request_cancellation
 from app.billing.client_payments import applicable_credit
 from app.billing.errors import BillingError
+from app.billing.mass_payment import COMBINED_INVOICE
 from app.billing.numbering_counter import unit_of_work
 from app.billing.pdf import invoice_context, render_invoice_pdf
 from app.extensions import db
@@ -73,7 +74,7 @@ def dashboard():
             Domain, Domain.status == DomainStatus.ACTIVE.value))
     if can("invoices"):
         context["unpaid_invoices"] = _client_rows(Invoice, Invoice.status.in_(OWED_STATUSES),
-                                                  order_by=Invoice.due_date)
+                                                  ~COMBINED_INVOICE, order_by=Invoice.due_date)
     if can("tickets"):
         context["open_tickets"] = _client_rows(Ticket, Ticket.status != TicketStatus.CLOSED.value,
                                                order_by=Ticket.last_reply_at.desc())
@@ -248,7 +249,10 @@ def _owned_invoice(invoice_id: int) -> Invoice:
 @requires("invoices")
 def invoices():
     shown = request.args.get("status", "")
-    conditions = [Invoice.status.notin_(HIDDEN_INVOICE_STATUSES)]
+    # A mass payment's combined invoice is listed once paid (the receipt); until then
+    # the invoices it covers are what the client owes (WHMCS hides it too).
+    conditions = [Invoice.status.notin_(HIDDEN_INVOICE_STATUSES),
+                  or_(~COMBINED_INVOICE, Invoice.status == InvoiceStatus.PAID.value)]
     if shown == "unpaid":
         conditions.append(Invoice.status.in_(OWED_STATUSES))
     elif shown == "paid":

@@ -147,6 +147,11 @@ def test_mass_payment_in_the_portal_with_stripe(app, client_a, world, fake_strip
                          data={"invoices": [world["a"]["invoice"], second_id]})
     assert made.status_code == 302
     combined_id = int(made.headers["Location"].rsplit("/", 1)[-1])
+    link = f'href="/portal/invoices/{combined_id}"'
+    # Until paid, the combined invoice is not listed: the invoices it covers are owed.
+    listed, dashboard = text_of(client_a.get("/portal/invoices")), text_of(client_a.get("/portal/"))
+    assert link not in listed and link not in dashboard
+    assert f'href="/portal/invoices/{second_id}"' in listed and f'href="/portal/invoices/{second_id}"' in dashboard
     start = client_a.post(f"/portal/invoices/{combined_id}/pay", data={"gateway": "stripe"})
     # 24.00 + 12.50 less the 10.00 credit the new invoice took at once: the balances.
     assert fake_stripe.objects[start.headers["Location"].rsplit("/", 1)[-1]]["amount_total"] == 2650
@@ -157,6 +162,7 @@ def test_mass_payment_in_the_portal_with_stripe(app, client_a, world, fake_strip
         statuses = [db.session.get(Invoice, i).status for i in (world["a"]["invoice"], second_id, combined_id)]
         assert statuses == ["Paid", "Paid", "Paid"]
         assert count(Transaction) == 1
+    assert link in text_of(client_a.get("/portal/invoices"))  # paid: its receipt is listed
 
 
 def test_adding_funds_in_the_portal_with_paypal(app, client_a, world, fake_paypal, live_app):
