@@ -26,6 +26,7 @@ from app.orders.cart import DOMAIN, PRODUCT, REGISTER, TRANSFER, Cart, CartLine,
 from app.portal import portal
 from app.portal.access import current_membership, is_client_user
 from app.registrars.availability import DomainNameError, check_domain, search_domain
+from app.registrars.rdap import COULD_NOT_CHECK
 
 STORE_ENDPOINTS = ("portal.store", "portal.configure", "portal.domain_search", "portal.cart",
                    "portal.checkout")
@@ -290,8 +291,7 @@ def domain_lines_for(choice: dict, cart: Cart, currency: Currency) -> tuple[str 
     name = answer.domain
     if any(line.kind == DOMAIN and line.domain == name for line in cart.lines):
         return name, []  # the domain is in the cart already (added from the search)
-    if not answer.sold:
-        raise OrderError(_("We do not sell .%(tld)s domains.", tld=answer.tld))
+    refuse_unchecked(answer)
     if mode == "register":
         if not answer.available:
             raise OrderError(_("%(domain)s is not available to register (%(reason)s).",
@@ -304,6 +304,16 @@ def domain_lines_for(choice: dict, cart: Cart, currency: Currency) -> tuple[str 
                            domain=name))
     return name, [CartLine(kind=DOMAIN, domain=name, domain_action=TRANSFER, years=1,
                            epp_code=choice["epp_code"])]
+
+
+def refuse_unchecked(answer) -> None:
+    """A TLD not sold, or a name nobody could check (registry unreachable): neither a
+    registration nor a transfer can be ordered on a guess."""
+    if not answer.sold:
+        raise OrderError(_("We do not sell .%(tld)s domains.", tld=answer.tld))
+    if answer.reason == COULD_NOT_CHECK:
+        raise OrderError(_("We could not check %(domain)s just now: please try again in a "
+                           "moment.", domain=answer.domain))
 
 
 def option_prices(product: Product, currency: Currency, cycle: str) -> dict:
@@ -442,6 +452,7 @@ def domain_search():
              if check.sold else None, "tld": tld_row(check.tld)} for check in results]
     in_cart = {line.domain for line in load_cart().lines if line.kind == DOMAIN}
     return render_template("portal/store/domains.html", asked=asked, rows=rows, error=error,
+                           unchecked=COULD_NOT_CHECK,
                            currency=currency, in_cart=in_cart, tlds=sold_tlds(currency))
 
 
@@ -482,8 +493,7 @@ def domain_add():
         if action not in (REGISTER, TRANSFER):
             raise OrderError(_("Choose whether to register or transfer the domain."))
         answer = check_domain(name)
-        if not answer.sold:
-            raise OrderError(_("We do not sell .%(tld)s domains.", tld=answer.tld))
+        refuse_unchecked(answer)
         if action == REGISTER and not answer.available:
             raise OrderError(_("%(domain)s is not available to register (%(reason)s).",
                                domain=answer.domain, reason=answer.reason or _("taken")))

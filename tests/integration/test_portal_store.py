@@ -518,3 +518,17 @@ def test_two_simultaneous_posts_of_one_checkout_make_one_order(client, shop, fak
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Order)) == 1
         assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
+
+
+def test_a_name_nobody_could_check_is_neither_registered_nor_transferred(client, shop, fake_rdap):
+    fake_rdap.failure = "http_500"  # the registry does not answer
+    page = client.get("/portal/store/domains?q=unsure.com").get_data(as_text=True)
+    assert "could not be checked just now" in page
+    assert 'id="add-register"' not in page and 'id="add-transfer"' not in page
+    for action, extra in (("register", {}), ("transfer", {"epp_code": "X1"})):
+        response = client.post("/portal/store/domains/add",
+                               data={"csrf_token": csrf_token(client), "action": action,
+                                     "domain": "unsure.com", "years": "1", **extra},
+                               follow_redirects=True)
+        assert "We could not check unsure.com just now" in response.get_data(as_text=True)
+    assert session_cart(client) is None
