@@ -4,6 +4,7 @@ changes nothing, checkout with sign-up and its double-submit guard, CSRF, escapi
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -45,8 +46,7 @@ def shop(app):
             db.session.add(EmailTemplate(name=name, type="general", subject=name,
                                          body_html="<p>{{ client_email_verification_link }}</p>"))
         orders_catalog.promotion("SAVE20", value="20")
-        orders_catalog.promotion("OLD", value="50",
-                                 expiration_date=__import__("datetime").date(2020, 1, 1))
+        orders_catalog.promotion("OLD", value="50", expiration_date=date(2020, 1, 1))
         db.session.commit()
         return {"product": catalog.product.id, "large": catalog.large.id,
                 "size": catalog.size.id, "ssl": catalog.ssl.id, "eur": eur.id}
@@ -291,7 +291,6 @@ def test_checkout_registers_orders_and_lands_on_the_invoice(client, shop, fake_r
     add_plan(client, shop, domain="nina.com")
     client.post("/portal/cart/promotion", data={"csrf_token": csrf_token(client),
                                                 "promo_code": "SAVE20"})
-    expected = price_cart(Cart.from_dict(session_cart(client))) if False else None
     response = checkout_as_new(client)
     assert response.status_code == 302, page_messages(response)
     with app.app_context():
@@ -532,3 +531,64 @@ def test_a_name_nobody_could_check_is_neither_registered_nor_transferred(client,
                                follow_redirects=True)
         assert "We could not check unsure.com just now" in response.get_data(as_text=True)
     assert session_cart(client) is None
+
+
+def test_checkout_applies_credit_when_the_client_chooses(client, shop, fake_rdap, app):
+    from app import settings as app_settings
+    from app.activity import Actor
+    from app.billing import credit
+
+    client_id = signed_in_buyer(app, client)
+    with app.app_context():
+        app_settings.set_value("NoAutoApplyCredit", "on")  # credit only when asked
+        credit.add_credit(client_id, "10.00", "Goodwill", Actor.system())
+        db.session.commit()
+    add_plan(client, shop, domain="credit.com", choice="own")
+    page = client.get("/portal/checkout").get_data(as_text=True)
+    assert "Use my account credit" in page and "$10.00" in page
+    csrf, token = checkout_page_tokens(client)
+    client.post("/portal/checkout", data={"csrf_token": csrf, "token": token,
+                                          "payment_method": "banktransfer", "accept_tos": "y",
+                                          "apply_credit": "y"})
+    with app.app_context():
+        invoice = db.session.scalar(select(Order)).invoice
+        assert invoice.total == D("15.00") and invoice.balance == D("5.00")
+        assert db.session.get(Client, client_id).credit_balance == D("0.00")
+
+
+def test_inclusive_tax_is_shown_as_included(client, shop, fake_rdap, app):
+    from app import settings as app_settings
+
+    with app.app_context():
+        app_settings.set_value("TaxType", "Inclusive")
+        orders_catalog.vat("20", country="US")
+        db.session.commit()
+    add_plan(client, shop, domain="incl.com", choice="own")
+    with app.app_context():
+        quote = price_cart(Cart.from_dict(session_cart(client)))
+    page = client.get("/portal/cart").get_data(as_text=True)
+    assert quote.tax_inclusive and quote.total_due_today == D("15.00")
+    assert "Includes VAT (20.00%)" in page and f"${quote.taxes[0].amount}" in page
+    assert "Prices include tax." in page and 'id="summary-total">$15.00<' in page
+
+
+def test_catalog_shows_limited_stock_and_hides_what_is_not_for_sale(client, shop, app):
+    from app.models.catalog import Product
+
+    with app.app_context():
+        product = db.session.get(Product, shop["product"])
+        product.stock_control, product.stock_quantity = True, 2
+        db.session.commit()
+    page = client.get("/portal/store").get_data(as_text=True)
+    assert "Only 2 left" in page and f'id="order-{shop["product"]}"' in page
+    with app.app_context():
+        db.session.get(Product, shop["product"]).stock_quantity = 0
+        db.session.commit()
+    page = client.get("/portal/store").get_data(as_text=True)
+    assert "Out of stock" in page and f'id="order-{shop["product"]}"' not in page
+    with app.app_context():
+        db.session.get(Product, shop["product"]).hidden = True
+        db.session.commit()
+    assert "Starter" not in client.get("/portal/store").get_data(as_text=True)
+    assert client.get(f"/portal/store/product/{shop['product']}").status_code == 404
+    assert client.get("/portal/store/no-such-group").status_code == 404
