@@ -217,6 +217,8 @@ class Gateway:
     # Usable without a PaymentGateway row (credit is always there).
     needs_settings: ClassVar[bool] = True
     supports_stored_methods: ClassVar[bool] = False
+    # Offers a hosted page for saving a card without paying (begin_card_page).
+    has_card_page: ClassVar[bool] = False
     supports_refunds: ClassVar[bool] = False
 
     def __init__(self, config: GatewayConfig):
@@ -271,6 +273,17 @@ class Gateway:
 
     def begin_store_method(self, client: "Client", return_url: str) -> PaymentStart:
         raise UnsupportedOperation(f"{self.name} cannot store a payment method")
+
+    def begin_card_page(self, client: "Client", return_url: str) -> PaymentStart:
+        """The vendor's hosted page where the client saves a card without paying
+        (kind "redirect"; with form fields when the page is reached by a form POST).
+        No script of the vendor's runs in our pages."""
+        raise UnsupportedOperation(f"{self.name} has no page for saving a card")
+
+    def card_page_return(self, client: "Client", args: Mapping[str, str]) -> list[str]:
+        """Back from that page: the references (for store_method) of the cards the
+        vendor, not the browser, says the client saved; [] when none (yet)."""
+        raise UnsupportedOperation(f"{self.name} has no page for saving a card")
 
     def store_method(self, client: "Client", reference: str,
                      known_tokens: list[str]) -> StoredMethod:

@@ -33,6 +33,29 @@ def begin_store_method(client_id: int, gateway_name: str, return_url: str) -> Pa
     return gateway.begin_store_method(_client(client_id), return_url)
 
 
+def card_page_gateway(gateway_name: str):
+    gateway = get_gateway(gateway_name, require_enabled=True)
+    if not (gateway.supports_stored_methods and gateway.has_card_page):
+        raise UnsupportedOperation(f"{gateway.config.display_name} has no page for saving a card")
+    return gateway
+
+
+def begin_card_page(client_id: int, gateway_name: str, return_url: str) -> PaymentStart:
+    """The gateway's hosted page where the client saves a card without paying."""
+    client = _client(client_id)
+    return card_page_gateway(gateway_name).begin_card_page(client, return_url)
+
+
+def finish_card_page(client_id: int, gateway_name: str, args, *,
+                     actor: Actor | None = None) -> list[PayMethod]:
+    """Back from the card page: keep the cards the gateway says the client saved
+    (the same card as its webhook's gives the same row)."""
+    client = _client(client_id)
+    gateway = card_page_gateway(gateway_name)
+    return [save_method(client.id, gateway.name, reference, actor=actor)
+            for reference in gateway.card_page_return(client, args)]
+
+
 def save_method(client_id: int, gateway_name: str, reference: str, *, make_default: bool = False,
                 actor: Actor | None = None) -> PayMethod:
     """Keep the method the gateway saved (reference: its set-up or method id). Saving
@@ -42,6 +65,9 @@ def save_method(client_id: int, gateway_name: str, reference: str, *, make_defau
     if not gateway.supports_stored_methods:
         raise UnsupportedOperation(f"{gateway.config.display_name} cannot store a payment method")
     stored = gateway.store_method(client, reference)
+    # The return page and the webhook may save the same card at once: one at a time
+    # per client (PostgreSQL), so the second finds the first's row.
+    db.session.execute(select(Client.id).where(Client.id == client.id).with_for_update())
     existing = db.session.scalars(select(PayMethod).where(
         PayMethod.client_id == client.id, PayMethod.gateway == gateway.name)).all()
     for row in existing:

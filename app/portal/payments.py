@@ -49,6 +49,10 @@ class DeleteForm(FlaskForm):
     """No field: the CSRF token guards the delete button."""
 
 
+class AddCardForm(FlaskForm):
+    gateway = HiddenField(validators=[DataRequired(), Length(max=50)])
+
+
 # The choice of gateways
 
 def payable_gateways(invoice: Invoice) -> list[Gateway]:
@@ -190,7 +194,58 @@ def add_funds_page():
 def payment_methods():
     rows = list(db.session.scalars(select(PayMethod).where(PayMethod.client_id == current_client().id)
                                    .order_by(PayMethod.is_default.desc(), PayMethod.id)))
-    return render_template("portal/payment_methods.html", methods=rows, delete_form=DeleteForm())
+    add_forms = [(gateway.config.display_name, AddCardForm(gateway=gateway.name))
+                 for gateway in card_page_gateways()]
+    return render_template("portal/payment_methods.html", methods=rows, delete_form=DeleteForm(),
+                           add_forms=add_forms)
+
+
+def card_page_gateways() -> list[Gateway]:
+    """The enabled gateways with a hosted page for saving a card."""
+    return [gateway for gateway in enabled_gateways()
+            if gateway.supports_stored_methods and gateway.has_card_page]
+
+
+@portal.route("/payment-methods/add", methods=["POST"])
+@requires("payments")
+def add_payment_method():
+    """Off to the gateway's own page to save a card; nothing is charged."""
+    form = AddCardForm()
+    if not form.validate_on_submit():
+        abort(400)
+    name = form.gateway.data
+    if name not in {gateway.name for gateway in card_page_gateways()}:
+        flash(_("That payment method is not available."), "danger")
+        return redirect(url_for("portal.payment_methods"))
+    return_url = url_for("portal.add_payment_method_return", gateway=name, _external=True)
+    try:
+        start = methods.begin_card_page(current_client().id, name, return_url)
+    except (BillingError, GatewayError) as error:
+        flash(_("The card page could not be opened: %(reason)s", reason=str(error)), "danger")
+        return redirect(url_for("portal.payment_methods"))
+    if start.form:  # reached by a form POST (Authorize.net): no third-party script here
+        return render_template("portal/card_page_redirect.html", url=start.url, fields=start.form)
+    return redirect(start.url)
+
+
+@portal.route("/payment-methods/added")
+@requires("payments")
+def add_payment_method_return():
+    """Back from the card page (?gateway=...): the gateway, never the browser, says
+    what was saved, and only into the signed-in client's own account."""
+    gateway = request.args.get("gateway", "")
+    try:
+        with unit_of_work():
+            saved = methods.finish_card_page(current_client().id, gateway, request.args.to_dict(),
+                                             actor=current_actor())
+    except (BillingError, GatewayError) as error:
+        flash(_("No card was saved: %(reason)s", reason=str(error)), "danger")
+    else:
+        if saved:
+            flash(_("Your card was saved."), "success")
+        else:
+            flash(_("No card was saved."), "info")
+    return redirect(url_for("portal.payment_methods"))
 
 
 @portal.route("/payment-methods/<int:method_id>/delete", methods=["POST"])

@@ -17,6 +17,11 @@ the JSON API's documented formats for what the Authorize.net module calls.
   the return options' url; with save_card (and a customer profile named in the
   request, addPaymentProfile on) the card is saved in that profile too, notified as
   net.authorize.customer.paymentProfile.created. getCustomerProfileRequest answers.
+- Accept Customer (the hosted profile page): getHostedProfilePageRequest gives a token
+  for a customer profile; POST /customer/addPayment with it shows the card form;
+  customer_adds_card() fills it in, which saves the card in that profile (notified as
+  net.authorize.customer.paymentProfile.created) and sends the browser to the
+  hostedProfileReturnUrl setting.
 - Accept.js: accept_js_tokenize() gives opaqueData for a card (single use): the card
   number stays inside this fake, which keeps only the last 4 digits and the brand.
 - Cards: 4111111111111111 / 5424000000000015 approve; 4222222222222 is declined.
@@ -91,6 +96,7 @@ class FakeAuthorizeNet:
         self.profiles: dict[str, dict] = {}
         self.nonces: dict[str, dict] = {}
         self.page_tokens: dict[str, dict] = {}
+        self.profile_tokens: dict[str, dict] = {}
         self.notifications: list[dict] = []
         self.requests: list[str] = []
         self.webhook_url: str | None = None
@@ -151,6 +157,30 @@ class FakeAuthorizeNet:
                                      "cancel": "1" if cancel else "", "saveCard": "1" if save_card else ""})
         assert answer.status_code == 302, answer.text
         return answer.headers["Location"]
+
+    def customer_adds_card(self, start, number: str = "4111111111111111") -> str:
+        """The client's browser posts the card page's token, enters a card and is sent
+        back: returns the address it is sent to."""
+        page = requests.post(start.url, data=dict(start.form), timeout=5)
+        assert page.status_code == 200 and "Save" in page.text, page.text[:300]
+        answer = requests.post(f"{self.base_url}/fake/profile/submit", timeout=5, allow_redirects=False,
+                               data={"token": start.form["token"], "cardNumber": number})
+        assert answer.status_code == 302, answer.text
+        return answer.headers["Location"]
+
+    def submit_profile_page(self, token: str, number: str) -> str:
+        page = self.profile_tokens.get(token)
+        if page is None or page["expires"] < time.time():
+            raise Refusal("E00124", "The provided access token is invalid")
+        brand, approve = CARDS.get(number, ("Visa", False))
+        if not approve:
+            raise Refusal("E00027", "The transaction was unsuccessful.")
+        saved = self.new_id()[-9:]
+        self.profiles[page["profile_id"]]["payment_profiles"][saved] = {
+            "last4": number[-4:], "brand": brand, "expiry": "2031-11", "approve": True}
+        self._notify_profile(page["profile_id"], saved)
+        page["expires"] = 0  # a page token is used once
+        return page["settings"]["hostedProfileReturnUrl"]
 
     def submit_hosted(self, token: str, number: str, cancel: bool, save_card: bool = False) -> str:
         page = self.page_tokens.get(token)
@@ -244,6 +274,7 @@ class FakeAuthorizeNet:
             raise Refusal("E00007", "User authentication failed due to invalid authentication values.")
         handler = {
             "getHostedPaymentPageRequest": self.hosted_page,
+            "getHostedProfilePageRequest": self.hosted_profile_page,
             "createTransactionRequest": self.create_transaction,
             "getTransactionDetailsRequest": self.transaction_details,
             "getUnsettledTransactionListRequest": self.unsettled_list,
@@ -274,6 +305,19 @@ class FakeAuthorizeNet:
         token = secrets.token_urlsafe(96)
         self.page_tokens[token] = {"transactionRequest": request, "settings": settings,
                                    "expires": time.time() + 900}
+        return _ok(token=token)
+
+    def hosted_profile_page(self, content: dict) -> dict:
+        profile_id = str(content.get("customerProfileId"))
+        if profile_id not in self.profiles:
+            raise Refusal("E00040", "The record cannot be found.")
+        settings = {s["settingName"]: s["settingValue"]
+                    for s in (content.get("hostedProfileSettings") or {}).get("setting") or []}
+        if not str(settings.get("hostedProfileReturnUrl", "")).startswith(("https://", "http://")):
+            raise Refusal("E00013", "hostedProfileReturnUrl is invalid.")
+        token = secrets.token_urlsafe(96)
+        self.profile_tokens[token] = {"profile_id": profile_id, "settings": settings,
+                                      "expires": time.time() + 900}
         return _ok(token=token)
 
     def _auth_capture(self, request: dict, card: dict, profile: dict | None = None) -> dict:
@@ -505,6 +549,19 @@ def _handler_for(fake: FakeAuthorizeNet):
                 text = (f"<form method='post' action='/fake/hosted/submit'><p>Amount {amount}</p>"
                         "<input name='cardNumber'><button>Pay</button></form>")
                 return self._send(200, text.encode(), "text/html")
+            if path == "/customer/addPayment":
+                if form.get("token", "") not in fake.profile_tokens:
+                    return self._send(400, b"<p>Invalid token</p>", "text/html")
+                text = ("<form method='post' action='/fake/profile/submit'><p>Add a card</p>"
+                        "<input name='cardNumber'><button>Save</button></form>")
+                return self._send(200, text.encode(), "text/html")
+            if path == "/fake/profile/submit":
+                with fake.lock:
+                    try:
+                        location = fake.submit_profile_page(form.get("token", ""), form.get("cardNumber", ""))
+                    except Refusal as refusal:
+                        return self._send(400, refusal.text.encode(), "text/plain")
+                return self._send(302, b"", "text/html", location=location)
             if path == "/fake/hosted/submit":
                 with fake.lock:
                     try:

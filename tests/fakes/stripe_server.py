@@ -588,8 +588,10 @@ class FakeStripe:
     # Checkout Sessions (the hosted payment page)
 
     def create_checkout_session(self, params, publishable=False):
+        if params.get("mode") == "setup":
+            return self._create_setup_session(params)
         if params.get("mode") != "payment":
-            raise invalid("Only mode=payment is supported by this fake.", param="mode")
+            raise invalid("Only mode=payment and mode=setup are supported by this fake.", param="mode")
         if not params.get("success_url"):
             raise invalid("Missing required param: success_url.", code="parameter_missing",
                           param="success_url")
@@ -630,6 +632,42 @@ class FakeStripe:
         self.objects[session_id] = session
         return 200, self.public(session)
 
+    def _create_setup_session(self, params):
+        """Checkout in setup mode: a card saved to the customer, nothing charged."""
+        if not params.get("success_url"):
+            raise invalid("Missing required param: success_url.", code="parameter_missing",
+                          param="success_url")
+        if params.get("line_items"):
+            raise invalid("You can not pass `line_items` in `setup` mode.", param="line_items")
+        customer = params.get("customer")
+        if customer:
+            self._get(customer, "customer", param="customer")
+        session_id = new_id("cs_test")
+        session = {
+            "id": session_id, "object": "checkout.session", "mode": "setup", "status": "open",
+            "payment_status": "no_payment_required", "amount_subtotal": None, "amount_total": None,
+            "currency": None, "customer": customer, "customer_email": params.get("customer_email"),
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata") or {}, "payment_intent": None, "setup_intent": None,
+            "payment_method_types": params.get("payment_method_types") or ["card"],
+            "success_url": params["success_url"], "cancel_url": params.get("cancel_url"),
+            "url": f"{self.base_url}/fake/checkout/{session_id}",
+            "created": int(time.time()), "expires_at": int(time.time()) + 24 * 3600,
+            "livemode": False, "_setup_data": params.get("setup_intent_data") or {},
+        }
+        self.objects[session_id] = session
+        return 200, self.public(session)
+
+    def _complete_setup_session(self, session: dict, card: str) -> str:
+        method = self._card_method(card, "123", 12, 2034)
+        _, setup = self.create_setup_intent({
+            "customer": session["customer"], "usage": "off_session",
+            "metadata": session["_setup_data"].get("metadata") or {}})
+        self.confirm_setup_intent({"payment_method": method["id"]}, setup["id"])
+        session.update(status="complete", setup_intent=setup["id"])
+        self._emit("checkout.session.completed", session)
+        return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+
     def retrieve_checkout_session(self, params, id, publishable=False):
         return 200, self._expand(self._get(id, "checkout.session"), params.get("expand") or [])
 
@@ -638,6 +676,8 @@ class FakeStripe:
         session = self._get(session_id, "checkout.session")
         if session["status"] != "open":
             raise invalid(f"This Checkout Session is {session['status']}.")
+        if session["mode"] == "setup":
+            return self._complete_setup_session(session, card)
         method = self._card_method(card, "123", 12, 2034)
         data = session["_intent_data"]
         _, intent = self.create_payment_intent({

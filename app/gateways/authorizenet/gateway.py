@@ -55,6 +55,7 @@ LIVE_FORM = "https://accept.authorize.net"
 TEST_FORM = "https://test.authorize.net"
 API_PATH = "/xml/v1/request.api"
 FORM_PATH = "/payment/payment"
+CARD_PAGE_PATH = "/customer/addPayment"
 LIVE_ACCEPT_JS = "https://js.authorize.net/v1/Accept.js"
 TEST_ACCEPT_JS = "https://jstest.authorize.net/v1/Accept.js"
 OPAQUE_DESCRIPTOR = "COMMON.ACCEPT.INAPP.PAYMENT"
@@ -111,6 +112,7 @@ class AuthorizeNetGateway(Gateway):
     label = "Authorize.net"
     supports_stored_methods = True
     supports_refunds = True
+    has_card_page = True
 
     # Settings
 
@@ -500,6 +502,39 @@ class AuthorizeNetGateway(Gateway):
             "accept_js_url": TEST_ACCEPT_JS if self.config.test_mode else LIVE_ACCEPT_JS,
             "data_descriptor": OPAQUE_DESCRIPTOR, "return_url": return_url,
         })
+
+    def begin_card_page(self, client: "Client", return_url: str) -> PaymentStart:
+        """Authorize.net's hosted profile page (Accept Customer), reached by a form POST
+        of its token: the card lands in the client's customer profile, where the
+        paymentProfile.created webhook (or the return) finds it."""
+        profile_id = self._profile(client)
+        settings = {
+            "hostedProfileReturnUrl": return_url, "hostedProfileReturnUrlText": "Continue",
+            "hostedProfilePageBorderVisible": "false", "hostedProfileCardCodeRequired": "true",
+            "hostedProfileBillingAddressRequired": "false",
+            "hostedProfileValidationMode": "testMode" if self.config.test_mode else "liveMode",
+        }
+        data = self._call("getHostedProfilePageRequest", {
+            "customerProfileId": profile_id,
+            "hostedProfileSettings": {"setting": [
+                {"settingName": name, "settingValue": value} for name, value in settings.items()]},
+        }, "a card page")
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise GatewayError("Authorize.net gave no card page token")
+        return PaymentStart(kind="redirect", url=f"{self._hosts()[1]}{CARD_PAGE_PATH}",
+                            form={"token": token})
+
+    def card_page_return(self, client: "Client", args: Mapping[str, str]) -> list[str]:
+        """The cards in the client's own customer profile (the browser names none)."""
+        profile_id = self._profile(client)
+        data = self._call("getCustomerProfileRequest", {"customerProfileId": profile_id},
+                          "the customer profile")
+        if str((data.get("profile") or {}).get("merchantCustomerId") or "") != str(client.id)[:20]:
+            raise GatewayError("that customer profile belongs to another client")
+        found = (data.get("profile") or {}).get("paymentProfiles") or []
+        return [f"{profile_id}|{row['customerPaymentProfileId']}" for row in found
+                if isinstance(row, dict) and str(row.get("customerPaymentProfileId") or "").isdigit()]
 
     def store_method(self, client: "Client", reference: str) -> StoredMethod:
         """reference: the opaqueData dataValue Accept.js made of the card (used once),

@@ -85,6 +85,7 @@ class StripeGateway(Gateway):
     label = "Stripe"
     supports_stored_methods = True
     supports_refunds = True
+    has_card_page = True
 
     # The client
 
@@ -317,6 +318,13 @@ class StripeGateway(Gateway):
 
     def _event(self, event_id: str, kind: str, obj: dict) -> WebhookEvent:
         object_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+        if kind == "checkout.session.completed" and obj.get("mode") == "setup":
+            # A card saved on Checkout in setup mode: its SetupIntent is stored (store_method
+            # asks Stripe whose it is; the metadata only names who to ask for).
+            client_id = str((obj.get("metadata") or {}).get("client_id") or "")
+            return WebhookEvent(event_id, kind, EventKind.METHOD_SAVED.value,
+                                _check_id(obj.get("setup_intent"), "seti", "the card set-up"),
+                                client_id=int(client_id) if client_id.isdigit() else None)
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             # Asked again of Stripe: the session's state at the source, and the fee.
             response = self._session_response(self._retrieve_session(
@@ -326,7 +334,7 @@ class StripeGateway(Gateway):
         if kind in ("checkout.session.expired", "checkout.session.async_payment_failed"):
             return WebhookEvent(event_id, kind, EventKind.PAYMENT_FAILED.value, object_id,
                                 self._session_response(obj))
-        if kind.startswith("payment_intent.") and (obj.get("metadata") or {}).get(CHECKOUT_MARK):
+        if kind.startswith(("payment_intent.", "setup_intent.")) and (obj.get("metadata") or {}).get(CHECKOUT_MARK):
             return WebhookEvent(event_id, kind, EventKind.IGNORED.value, object_id)
         if kind == "payment_intent.succeeded":
             # Asked again of Stripe: the status at the source, and the fee.
@@ -469,6 +477,38 @@ class StripeGateway(Gateway):
             "client_secret": setup["client_secret"], "setup_intent": setup["id"],
             "return_url": return_url,
         })
+
+    def begin_card_page(self, client: "Client", return_url: str) -> PaymentStart:
+        """Stripe Checkout in setup mode: the card is saved to the client's customer,
+        nothing is charged; back at return_url with session_id."""
+        api = self._client()
+        customer = self._customer(api, client)
+        separator = "&" if "?" in return_url else "?"
+        metadata = {"client_id": str(client.id)}
+        session = _plain(self._call("a card page", lambda: api.v1.checkout.sessions.create(params={
+            "mode": "setup", "customer": customer, "payment_method_types": ["card"],
+            "client_reference_id": str(client.id), "metadata": metadata,
+            # Its SetupIntent's own events are left to the session's (see _event).
+            "setup_intent_data": {"metadata": {**metadata, CHECKOUT_MARK: "1"}},
+            "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{return_url}{separator}cancelled=1",
+        }, options={"idempotency_key": f"card-page-{client.id}-{uuid.uuid4().hex}"})))
+        if not session.get("url"):
+            raise GatewayError("Stripe gave no page for saving a card")
+        return PaymentStart(kind="redirect", url=session["url"])
+
+    def card_page_return(self, client: "Client", args: Mapping[str, str]) -> list[str]:
+        if args.get("cancelled") or not args.get("session_id"):
+            return []
+        session = _plain(self._call("a card page lookup", lambda: self._client().v1.checkout.sessions.retrieve(
+            _check_id(args.get("session_id"), "cs", "session_id"))))
+        if session.get("mode") != "setup" or str((session.get("metadata") or {}).get("client_id")) != str(client.id):
+            raise GatewayError("that card page belongs to another client")
+        if session.get("status") != "complete":
+            return []
+        setup = session.get("setup_intent")
+        setup = setup.get("id") if isinstance(setup, dict) else setup
+        return [_check_id(setup, "seti", "the card set-up")]
 
     def store_method(self, client: "Client", reference: str) -> StoredMethod:
         """reference: a succeeded SetupIntent (seti_...) made for this client, or a
