@@ -55,7 +55,9 @@ ICONS = (
 _RATE_LIMITED_ENDPOINTS = ("portal.login", "portal.login_code", "portal.forgot_password",
                            "portal.reset_password", "portal.change_password",
                            "portal.twofactor_confirm", "portal.twofactor_disable",
-                           "portal.twofactor_recovery_codes", "portal.invitation")
+                           "portal.twofactor_recovery_codes", "portal.invitation",
+                           # the store's forms that make accounts or send email
+                           "portal.register", "portal.checkout", "portal.resend_verification")
 
 
 @portal.before_request
