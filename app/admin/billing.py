@@ -72,8 +72,8 @@ class TransactionView(TransactionActions, ReadOnlyModelView):
                       "description"]
     base_order = ("date", "desc")
     label_columns = {**CLIENT_LABELS, "date": "Date", "gateway": "Gateway",
-                     "gateway_transaction_id": "Transaction ID", "amount_in": "Amount in",
-                     "amount_out": "Amount out", "fees": "Fees",
+                     "gateway_transaction_id": "Gateway transaction ID", "amount_in": "Amount in",
+                     "amount_out": "Amount out", "fees": "Gateway fee",
                      "exchange_rate": "Exchange rate", "refund_of": "Refund of"}
     show_fieldsets = [
         ("Transaction", {"fields": ["date", "client", "invoice", "gateway",
@@ -97,6 +97,26 @@ class CreditNoteView(ReadOnlyModelView):
     show_columns = ["number", "date", "client", "invoice", "amount", "tax", "reason"]
 
 
+class PaymentAttemptView(ReadOnlyModelView):
+    """Payments asked of gateways (payment pages and stored-method charges), read-only."""
+
+    datamodel = SQLAInterface(PaymentAttempt)
+    money_columns = money_in(None, "amount")
+    list_title = "Payment Attempts"
+    list_columns = ["created_at", "gateway", "kind", "client", "invoice", "remote_id", "amount",
+                    "currency", "status", "error"]
+    show_columns = ["created_at", "updated_at", "gateway", "kind", "client", "invoice",
+                    "pay_method", "run_date", "remote_id", "idempotency_key", "amount",
+                    "currency", "status", "error", "action_url"]
+    search_columns = ["gateway", "kind", "client", "invoice", "status", "remote_id", "created_at"]
+    base_order = ("created_at", "desc")
+    label_columns = {**CLIENT_LABELS, "created_at": "Started", "updated_at": "Last change",
+                     "kind": "Kind", "pay_method": "Stored method", "run_date": "Run date",
+                     "remote_id": "Gateway reference", "idempotency_key": "Idempotency key",
+                     "action_url": "Action link", "error": "Why not finished"}
+    formatters_columns = {"created_at": when, "updated_at": when}
+
+
 class InvoiceView(InvoiceActions, ReadOnlyModelView):
     datamodel = SQLAInterface(Invoice)
     money_columns = money_in("currency", "subtotal", "tax1", "tax2", "credit_applied", "total",
@@ -108,7 +128,9 @@ class InvoiceView(InvoiceActions, ReadOnlyModelView):
                       "payment_method"]
     search_form_extra_fields = {"status": status_search("Status", InvoiceStatus)}
     base_order = ("date", "desc")
-    related_views = [InvoiceItemView, TransactionView, CreditNoteView]
+    # Read-only lists under the invoice: its items, payments (with the gateway's fee and
+    # transaction id), credit notes, and every payment asked of a gateway for it.
+    related_views = [InvoiceItemView, TransactionView, CreditNoteView, PaymentAttemptView]
     label_columns = {
         **CLIENT_LABELS, "number": "Invoice #", "date": "Invoice date", "due_date": "Due date",
         "paid_at": "Paid on", "cancelled_at": "Cancelled on", "subtotal": "Subtotal",
@@ -388,26 +410,6 @@ class GatewayEventView(ReadOnlyModelView):
     label_columns = {**CLIENT_LABELS, "received_at": "Received", "event_id": "Event ID",
                      "object_id": "Vendor object", "type": "Event type"}
     formatters_columns = {"received_at": when}
-
-
-class PaymentAttemptView(ReadOnlyModelView):
-    """Payments asked of gateways (payment pages and stored-method charges), read-only."""
-
-    datamodel = SQLAInterface(PaymentAttempt)
-    money_columns = money_in(None, "amount")
-    list_title = "Payment Attempts"
-    list_columns = ["created_at", "gateway", "kind", "client", "invoice", "remote_id", "amount",
-                    "currency", "status"]
-    show_columns = ["created_at", "updated_at", "gateway", "kind", "client", "invoice",
-                    "pay_method", "run_date", "remote_id", "idempotency_key", "amount",
-                    "currency", "status", "error", "action_url"]
-    search_columns = ["gateway", "kind", "client", "invoice", "status", "remote_id", "created_at"]
-    base_order = ("created_at", "desc")
-    label_columns = {**CLIENT_LABELS, "created_at": "Started", "updated_at": "Last change",
-                     "kind": "Kind", "pay_method": "Stored method", "run_date": "Run date",
-                     "remote_id": "Gateway reference", "idempotency_key": "Idempotency key",
-                     "action_url": "Action link"}
-    formatters_columns = {"created_at": when, "updated_at": when}
 
 
 def register(appbuilder) -> None:
