@@ -610,3 +610,43 @@ def test_a_cart_with_a_product_gone_from_sale_cannot_check_out(client, shop, fak
                            follow_redirects=True)
     assert "That product is not available." in response.get_data(as_text=True)
     assert count_rows(app) == before
+
+
+# The tests' app runs without rate limits: a separate process starts one with them.
+RATE_LIMITED_STORE = """
+import sys
+from config import TestConfig
+from app import create_app
+from app.extensions import db
+
+class Limited(TestConfig):
+    SQLALCHEMY_DATABASE_URI = "sqlite:///" + sys.argv[1] + "/limits.db"
+    UPLOAD_FOLDER = sys.argv[1]
+    AUTH_RATE_LIMITED = True
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    AUTH_RATE_LIMIT = "3 per minute"
+
+app = create_app(Limited)
+with app.app_context():
+    db.create_all()
+http = app.test_client()
+print(*[http.post("/portal/register", data={"email": "x"}).status_code for _ in range(4)],
+      *[http.post("/portal/checkout", data={}).status_code for _ in range(4)])
+"""
+
+
+def test_sign_up_and_checkout_posts_are_rate_limited(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", RATE_LIMITED_STORE, str(tmp_path)], cwd=root,
+                            capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root),
+                                 "LOG_LEVEL": "ERROR"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The fourth post of each form in a minute is refused (the sign-up form answers
+    # its errors, the checkout of a shop with no currency yet is not found).
+    assert result.stdout.strip().splitlines()[-1] == "200 200 200 429 404 404 404 429"
