@@ -29,7 +29,8 @@ the JSON API's documented formats for what the Authorize.net module calls.
   "payload": {"responseCode", "authCode", "authAmount", "entityName": "transaction",
   "id"}} signed with X-ANET-Signature: sha512=<HMAC-SHA512(signature key, body), upper-case hex>,
   kept in `notifications` and POSTed to webhook_url when set.
-- settle(): today's captured transactions settle (refunds need a settled payment).
+- settle(): today's captured transactions settle into a batch (refunds need a settled
+  payment); getSettledBatchListRequest and getTransactionListRequest list them.
 - hold_next_answer("charge" | "refund", seconds): do it, then answer too late.
 """
 from __future__ import annotations
@@ -97,6 +98,7 @@ class FakeAuthorizeNet:
         self.nonces: dict[str, dict] = {}
         self.page_tokens: dict[str, dict] = {}
         self.profile_tokens: dict[str, dict] = {}
+        self.batches: list[dict] = []
         self.notifications: list[dict] = []
         self.requests: list[str] = []
         self.webhook_url: str | None = None
@@ -252,12 +254,22 @@ class FakeAuthorizeNet:
             self.deliveries.append((notification["eventType"], status))
 
     def settle(self) -> None:
+        """Today's batch settles: its transactions move into a settled batch."""
         with self.lock:
+            settled_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            batch = {"batchId": self.new_id()[-8:], "settlementTimeUTC": settled_at,
+                     "settlementState": "settledSuccessfully", "marketType": "eCommerce",
+                     "product": "Card Not Present", "transIds": []}
             for transaction in self.transactions.values():
                 if transaction["transactionStatus"] == "capturedPendingSettlement":
                     transaction["transactionStatus"] = "settledSuccessfully"
                 elif transaction["transactionStatus"] == "refundPendingSettlement":
                     transaction["transactionStatus"] = "refundSettledSuccessfully"
+                else:
+                    continue
+                batch["transIds"].append(transaction["transId"])
+            if batch["transIds"]:
+                self.batches.append(batch)
 
     # The API
 
@@ -278,6 +290,8 @@ class FakeAuthorizeNet:
             "createTransactionRequest": self.create_transaction,
             "getTransactionDetailsRequest": self.transaction_details,
             "getUnsettledTransactionListRequest": self.unsettled_list,
+            "getSettledBatchListRequest": self.settled_batches,
+            "getTransactionListRequest": self.batch_list,
             "getTransactionListForCustomerRequest": self.customer_list,
             "createCustomerProfileRequest": self.create_profile,
             "createCustomerPaymentProfileRequest": self.create_payment_profile,
@@ -442,6 +456,24 @@ class FakeAuthorizeNet:
     def unsettled_list(self, content: dict) -> dict:
         return self._listed([t for t in self.transactions.values() if t["transactionStatus"] in (
             "capturedPendingSettlement", "refundPendingSettlement", "declined", "FDSPendingReview")])
+
+    def settled_batches(self, content: dict) -> dict:
+        first, last = content.get("firstSettlementDate"), content.get("lastSettlementDate")
+        pattern = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+        if not (isinstance(first, str) and re.fullmatch(pattern, first)
+                and isinstance(last, str) and re.fullmatch(pattern, last)):
+            raise Refusal("E00003", "firstSettlementDate and lastSettlementDate are UTC date-times.")
+        batches = [{key: value for key, value in batch.items() if key != "transIds"}
+                   for batch in self.batches if first <= batch["settlementTimeUTC"] <= last]
+        if not batches:
+            return {"messages": {"resultCode": "Ok", "message": [{"code": "I00004", "text": "No records found."}]}}
+        return _ok(batchList=batches)
+
+    def batch_list(self, content: dict) -> dict:
+        batch = next((b for b in self.batches if b["batchId"] == str(content.get("batchId"))), None)
+        if batch is None:
+            raise Refusal("E00040", "The record cannot be found.")
+        return self._listed([self.transactions[trans_id] for trans_id in batch["transIds"]])
 
     def customer_list(self, content: dict) -> dict:
         profile_id = str(content.get("customerProfileId"))

@@ -188,3 +188,17 @@ def test_the_daily_run_step_is_recorded_and_the_hourly_task_calls_the_same_engin
     assert automation.run_step("sweep_pending_payments", date(2026, 4, 2))["status"] == "skipped"
     assert sweep_task.apply().get()["looked_up"] == 0
     assert state(db, payment) == ("Paid", D("40.00"), 1, "succeeded")
+
+
+def test_an_authorizenet_payment_settled_before_the_sweep_saw_it_is_found_in_its_batch(
+        db, fake_authorizenet):
+    add_authorizenet_gateway(fake_authorizenet)
+    payment = started(db, "authorizenet")
+    pay_authorizenet(fake_authorizenet, payment)
+    fake_authorizenet.settle()  # Authorize.net's daily settlement came first
+    counts = sweep_pending_payments()
+    assert (counts["applied"], counts["errors"]) == (1, [])
+    assert fake_authorizenet.count("getSettledBatchListRequest") == 1
+    assert fake_authorizenet.count("getTransactionListRequest") == 1
+    assert state(db, payment) == ("Paid", D("40.00"), 1, "succeeded")
+    assert sweep_pending_payments()["looked_up"] == 0

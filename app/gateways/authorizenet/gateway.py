@@ -29,6 +29,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +225,26 @@ class AuthorizeNetGateway(Gateway):
                 return self._details(str(row.get("transId")))
         return None
 
+    def _find_settled(self, reference: str, since: datetime) -> dict | None:
+        """The transaction carrying our reference among the batches settled since then
+        (a payment the sweep did not see before Authorize.net's daily settlement)."""
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        data = self._call("getSettledBatchListRequest", {
+            "firstSettlementDate": f"{since:%Y-%m-%dT%H:%M:%S}Z",
+            "lastSettlementDate": f"{now:%Y-%m-%dT%H:%M:%S}Z"}, "the settled batches",
+            allow=frozenset({"I00004"}))
+        for batch in data.get("batchList") or []:
+            if not isinstance(batch, dict) or not str(batch.get("batchId") or "").isdigit():
+                continue
+            rows = self._call("getTransactionListRequest", {
+                "batchId": str(batch["batchId"]),
+                "sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
+                "paging": {"limit": 1000, "offset": 1}}, "a settled batch", allow=frozenset({"I00004"}))
+            for row in rows.get("transactions") or []:
+                if isinstance(row, dict) and row.get("invoiceNumber") == reference:
+                    return self._details(str(row.get("transId")))
+        return None
+
     def _find_for_customer(self, profile_id: str, reference: str) -> dict | None:
         data = self._call("getTransactionListForCustomerRequest", {
             "customerProfileId": profile_id,
@@ -298,15 +319,15 @@ class AuthorizeNetGateway(Gateway):
             error="the payment was cancelled at Authorize.net" if cancelled else None)
 
     def lookup_payment(self, attempt) -> GatewayResponse:
-        """A hosted-page payment found by our reference: among today's transactions,
-        then the client's customer profile's (settled ones too); pending if neither
+        """A hosted-page payment found by our reference: among today's (unsettled)
+        transactions, then those settled since the attempt began; pending if neither
         has it yet."""
         reference = attempt.remote_id
         invoice_id = invoice_of_reference(reference)
         if invoice_id is None:
             raise GatewayError("that is not a payment reference of this installation")
         transaction = (self._find_unsettled(reference)
-                       or self._find_for_customer(self._profile(attempt.client), reference))
+                       or self._find_settled(reference, attempt.created_at))
         if transaction is not None:
             return self._response(transaction)
         return GatewayResponse(success=False, transaction_id=None, amount=attempt.amount,
