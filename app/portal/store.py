@@ -93,10 +93,6 @@ def clear_cart() -> None:
     session.pop(CART_KEY, None)
 
 
-def cart_item_count(cart: Cart) -> int:
-    return sum(line.quantity if line.kind == PRODUCT else 1 for line in cart.lines)
-
-
 def quote(cart: Cart):
     """(quote, error message): the engine's price of the cart for whoever is buying."""
     if not cart.lines:
@@ -360,10 +356,6 @@ def _today():
     from app.billing.automation import business_today
 
     return business_today()
-
-
-def summary_cart(line: CartLine, domain_lines: list[CartLine], currency: Currency) -> Cart:
-    return Cart(currency.code, [line, *domain_lines])
 
 
 @portal.route("/store/product/<int:product_id>", methods=["GET", "POST"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from selenium.webdriver.common.by import By

@@ -21,7 +21,7 @@ from app.orders.cart import Cart
 from app.orders.pricing import price_cart
 from tests import orders_catalog
 from tests.fakes.rdap_server import fake_rdap  # noqa: F401  (fixture)
-from tests.integration.test_portal_world import PASSWORD, link, make_client_user, portal_login
+from tests.integration.test_portal_world import link, make_client_user, portal_login
 
 D = Decimal
 STORE_CART = "store_cart"
