@@ -104,9 +104,10 @@ def quote(cart: Cart):
         return None, str(error)
 
 
-def save_if_priced(cart: Cart, done_message: str) -> bool:
+def save_if_priced(cart: Cart, done_message: str, applying_promotion: bool = False) -> bool:
     """Save the changed cart when the engine prices it; otherwise flash why and keep
-    the cart as it was."""
+    the cart as it was. A code being applied that does not apply is refused; a code
+    that stops applying after another change (its product removed) is dropped."""
     client = signed_in_client()
     try:
         result = pricing.price_cart(cart, client_id=client.id if client else None)
@@ -114,8 +115,13 @@ def save_if_priced(cart: Cart, done_message: str) -> bool:
         flash(_("Your cart was not changed: %(reason)s", reason=str(error)), "danger")
         return False
     if cart.promo_code and result.promotion_error:
-        flash(_("Your cart was not changed: %(reason)s", reason=result.promotion_error), "danger")
-        return False
+        if applying_promotion:
+            flash(_("Your cart was not changed: %(reason)s", reason=result.promotion_error),
+                  "danger")
+            return False
+        flash(_("The promotion code %(code)s no longer applies and was removed: %(reason)s",
+                code=cart.promo_code, reason=result.promotion_error), "warning")
+        cart = replace(cart, promo_code=None)
     save_cart(cart)
     flash(done_message, "success")
     return True
@@ -124,7 +130,7 @@ def save_if_priced(cart: Cart, done_message: str) -> bool:
 @portal.context_processor
 def store_context() -> dict:
     data = session.get(CART_KEY) or {}
-    lines = data.get("lines") or [] if isinstance(data, dict) else []
+    lines = (data.get("lines") or []) if isinstance(data, dict) else []
     count = 0
     for line in lines:
         try:
@@ -407,9 +413,10 @@ def configure(product_id: int):
     chosen_addons = set(editing.addon_ids) if editing else set()
     if request.method == "POST" or "billing_cycle" in request.args:
         chosen_addons = {_int(a) for a in source.getlist("addons")}
-    pending_domain = next((l.domain for l in reversed(cart.lines) if l.kind == DOMAIN
-                           and not any(p.domain == l.domain for p in cart.lines if p.kind == PRODUCT)),
-                          "")
+    # A domain in the cart that no plan uses yet (added from the search) is offered.
+    hosted = {other.domain for other in cart.lines if other.kind == PRODUCT}
+    pending_domain = next((other.domain for other in reversed(cart.lines)
+                           if other.kind == DOMAIN and other.domain not in hosted), "")
     domain_value = source.get("domain") or pending_domain
     preview = CartLine(kind=PRODUCT, product_id=product.id, billing_cycle=chosen_cycle,
                        config_options=chosen_options, addon_ids=sorted(a for a in chosen_addons if a),
@@ -532,7 +539,7 @@ def cart():
             except OrderError:
                 cycles[index] = {}
     products = {p.id: p for p in db.session.scalars(select(Product).where(
-        Product.id.in_([l.product_id for l in current.lines if l.product_id])))}
+        Product.id.in_([line.product_id for line in current.lines if line.product_id])))}
     domain_years = {index: register_or_transfer_prices(line, currency)
                     for index, line in enumerate(current.lines) if line.kind == DOMAIN}
     return render_template("portal/store/cart.html", cart=current, summary=summary, error=error,
@@ -619,7 +626,8 @@ def cart_promotion():
                 reason=_("add something to your cart first.")), "danger")
         return redirect(url_for("portal.cart"))
     save_if_priced(replace(current, promo_code=code),
-                   _("The promotion code %(code)s was applied.", code=code))
+                   _("The promotion code %(code)s was applied.", code=code),
+                   applying_promotion=True)
     return redirect(url_for("portal.cart"))
 
 

@@ -650,3 +650,19 @@ def test_sign_up_and_checkout_posts_are_rate_limited(tmp_path):
     # The fourth post of each form in a minute is refused (the sign-up form answers
     # its errors, the checkout of a shop with no currency yet is not found).
     assert result.stdout.strip().splitlines()[-1] == "200 200 200 429 404 404 404 429"
+
+
+def test_removing_the_plan_a_code_was_for_drops_the_code(client, shop, fake_rdap):
+    token = csrf_token(client)
+    client.post("/portal/store/domains/add", data={"csrf_token": token, "action": "register",
+                                                   "domain": "keepme.com", "years": "1"})
+    add_plan(client, shop, domain="site.com", choice="own")
+    client.post("/portal/cart/promotion", data={"csrf_token": token, "promo_code": "SAVE20"})
+    assert session_cart(client)["promo_code"] == "SAVE20"
+    response = client.post("/portal/cart/1/remove", data={"csrf_token": token},
+                           follow_redirects=True)
+    data = session_cart(client)
+    assert [line["domain"] for line in data["lines"]] == ["keepme.com"]
+    assert data["promo_code"] is None
+    assert "The promotion code SAVE20 no longer applies and was removed" in \
+        response.get_data(as_text=True)
