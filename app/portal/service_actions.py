@@ -25,6 +25,7 @@ from wtforms import HiddenField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from app.activity import current_actor
+from app.billing.automation import business_today
 from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.billing.numbering_counter import unit_of_work
@@ -186,7 +187,7 @@ def _active_service(service_id: int) -> Service:
 @requires("manageproducts")
 def service_upgrade(service_id: int):
     service = _active_service(service_id)
-    today = date.today()
+    today = business_today()  # billing dates are the business's calendar dates
     waiting = pending_upgrade(service.id)
     refusals: list[str] = []
     choices = plan_choices(service.id, today, refusals) if waiting is None else []
