@@ -12,7 +12,9 @@ Engine entry points:
     processing.pay_with_credit(invoice_id)                       pay from credit
     processing.refund_transaction(transaction_id, amount, reason)
     methods.begin_store_method / save_method / delete_method     saved cards
+    methods.begin_card_page / finish_card_page                   saving a card on the gateway's page
     autocharge.charge_due_invoices(as_of)                        the daily run's charges
+    sweep.sweep_pending_payments()                               payment pages whose webhook never came
 """
 from app.gateways.base import (
     Gateway, GatewayConfig, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,

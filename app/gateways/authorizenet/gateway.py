@@ -13,7 +13,9 @@ token; the browser POSTs it to Authorize.net's hosted page (PaymentStart kind
 "redirect" with form fields: the page must be reached by a form POST, not a GET).
 Our pages load no third-party script for it. Saving a card: the hosted form offers it
 (the payment names the client's customer profile; the paymentProfile.created webhook
-stores it here), or Accept.js (loaded from Authorize.net, only on a page that saves a
+stores it here), the hosted profile page saves one without paying
+(getHostedProfilePageRequest, its token POSTed to /customer/addPayment; the same
+webhook, or the return, stores it), or Accept.js (loaded from Authorize.net, only on a page that saves a
 card, only when this gateway is enabled) turns the card into opaqueData, which
 createCustomerPaymentProfileRequest stores.
 

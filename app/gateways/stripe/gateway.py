@@ -1,5 +1,6 @@
-"""Stripe: PaymentIntents (3-D Secure included), SetupIntents and saved cards,
-refunds, and signed webhooks, through the official `stripe` library.
+"""Stripe: PaymentIntents (3-D Secure included), SetupIntents and saved cards (also
+saved on Checkout in setup mode, without paying), refunds, and signed webhooks,
+through the official `stripe` library.
 
 Credentials (PaymentGateway.credentials, JSON): secret_key, publishable_key,
 webhook_secret, and optionally payment_page: "checkout" (the default: the client
