@@ -239,9 +239,6 @@ def mark_invoice_paid(invoice: Invoice, *, actor: Actor | None = None,
     from app.orders.lifecycle import invoice_paid as order_invoice_paid  # it imports this module
 
     order_invoice_paid(invoice, actor=actor)  # OrderPaid, and auto-accept of the order
-    from app.orders.lifecycle import invoice_paid as order_invoice_paid  # it imports this module
-
-    order_invoice_paid(invoice, actor=actor)  # OrderPaid, and auto-accept of the order
     invoicing.notify("Invoice Payment Confirmation", invoice, dedupe_key=f"invoice-paid:{invoice.id}")
     return invoice
 
