@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models.billing import PayMethod
 from app.models.clients import Client
 from app.models.orders import CancellationRequest, Order
+from app.models.support import TicketReply
 from app.models.system import ActivityLog
 from tests.conftest import login
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
@@ -46,6 +47,9 @@ NOT_CLIENT_ROUTES |= {"portal.invitation"}  # a public link: its token is the ke
 NOT_CLIENT_ROUTES |= {"portal.store", "portal.configure", "portal.cart_update",
                       "portal.cart_remove", "portal.verify_email_link"}
 ROW_OF_ARGUMENT["order_id"] = "order"
+# A ticket reply (the client's rating of an answer) is reached through its ticket.
+ROW_OF_ARGUMENT["reply_id"] = "reply"
+VALID_POST_BODIES["portal.ticket_rate"] = {"rating": "5"}
 VALID_POST_BODIES.update({
     "portal.service_upgrade": {"choice": "1:Monthly"},
     "portal.service_password": {"password": "Tulip-Kettle-93!", "confirm": "Tulip-Kettle-93!"},
@@ -85,8 +89,10 @@ def account_user_rows(app, world, key: str) -> dict:
                                token="cus_test|pm_test", brand="visa", last4="4242")
         db.session.add(pay_method)
         db.session.commit()
+        reply = db.session.scalar(select(TicketReply.id).where(
+            TicketReply.ticket_id == account["ticket"]))
         return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id,
-                "order": order.id, "pay_method": pay_method.id}
+                "order": order.id, "pay_method": pay_method.id, "reply": reply}
 
 
 def routes_with_client_records(app):
@@ -134,7 +140,7 @@ def test_every_portal_route_answers_404_for_another_clients_record(app, client_a
                       "portal.account_user_permissions", "portal.remove_account_user",
                       "portal.cancel_account_invitation", "portal.order_complete",
                       "portal.pay_invoice", "portal.payment_return",
-                      "portal.delete_payment_method"}
+                      "portal.delete_payment_method", "portal.ticket_rate"}
     # Nothing of B's changed or was logged.
     assert activity_count(app, b["client"]) == before
     with app.app_context():
