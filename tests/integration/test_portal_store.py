@@ -666,3 +666,10 @@ def test_removing_the_plan_a_code_was_for_drops_the_code(client, shop, fake_rdap
     assert data["promo_code"] is None
     assert "The promotion code SAVE20 no longer applies and was removed" in \
         response.get_data(as_text=True)
+
+
+def test_the_store_speaks_german(client, shop):
+    client.post("/portal/language", data={"language": "de", "next": "/portal/store"})
+    page = client.get("/portal/store").get_data(as_text=True)
+    assert "Jetzt bestellen" in page and "Hosting-Tarife für jedes Projekt" in page
+    assert "Ihr Warenkorb ist leer." in client.get("/portal/cart").get_data(as_text=True)
