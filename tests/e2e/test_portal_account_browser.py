@@ -49,3 +49,44 @@ def test_turning_on_two_factor_in_the_browser(portal_browser, world):
 
     browser.open("/portal/security")
     assert browser.driver.find_element(By.ID, "two-factor-status").text == "On"
+
+
+HOSTILE_EMAIL = ('<h1 id="greeting">Your invoice is ready</h1>'
+                 '<script>window.top.document.title = "owned"; '
+                 'document.getElementById("greeting").textContent = "script ran";</script>'
+                 '<img src="http://192.0.2.1/track.gif">')
+
+
+def test_an_email_with_a_script_is_shown_inert(app, portal_browser, world):
+    """The stored body is drawn in the sandboxed frame: its text shows, its script
+    does not run (neither in the frame nor on the page), its tracking image is not
+    fetched."""
+    from app.extensions import db
+    from app.models.base import utcnow
+    from app.models.system import EmailMessage
+
+    browser = portal_browser
+    with app.app_context():
+        row = EmailMessage(client_id=world["a"]["client"], template="Invoice Created",
+                           to_address=world["a"]["email"], subject="Customer Invoice",
+                           body_html=HOSTILE_EMAIL, status="sent", sent_at=utcnow())
+        db.session.add(row)
+        db.session.commit()
+        email_id = row.id
+    browser.driver.set_window_size(1400, 1000)
+    sign_in(browser, world["user_a"])
+    browser.open(f"/portal/emails/{email_id}")
+    frame = browser.driver.find_element(By.ID, "email-frame")
+    assert frame.get_attribute("sandbox") == ""
+    browser.driver.switch_to.frame(frame)
+    assert browser.driver.find_element(By.ID, "greeting").text == "Your invoice is ready"
+    browser.driver.switch_to.default_content()
+    assert "owned" not in browser.driver.title
+    assert browser.external_requests() == []
+    browser.screenshot("email")
+    browser.collect_console()
+    # The only complaints are the browser refusing what the email tried.
+    assert all("srcdoc" in error or "Content Security Policy" in error or "track.gif" in error
+               for error in browser.console_errors), browser.console_errors
+    browser.console_errors.clear()
+
