@@ -275,3 +275,20 @@ def log_reconciled(attempt_id: int, outcome: str, actor: Actor) -> None:
     log("payment_reconciled", f"Charge {attempt.remote_id or attempt.idempotency_key} for invoice "
         f"{invoicing.invoice_label(invoice)} looked up at the gateway: {outcome}", invoice, actor=actor)
     db.session.commit()
+
+
+def charge_invoice_now(invoice_id: int, as_of: date, actor: Actor | None = None) -> tuple[str | None, str]:
+    """Charge one Unpaid invoice to its client's default stored method now (the WHMCS
+    API's CapturePayment), with the daily run's once-per-invoice-and-day guard.
+    Returns (outcome, error): outcome "charged" when paid; commits like the run does."""
+    invoice = db.session.get(Invoice, invoice_id)
+    gateways = {gateway.name: gateway for gateway in enabled_gateways(invoice.currency.code)
+                if gateway.supports_stored_methods}
+    method_id = _default_methods({invoice.client_id}, list(gateways)).get(invoice.client_id)
+    if method_id is None:
+        return None, "the client has no stored payment method"
+    counts = {"charged": 0, "requires_action": 0, "failed": 0, "pending": 0, "unknown": 0,
+              "errors": []}
+    outcome = _charge_one(invoice.id, method_id, gateways, as_of, actor or automation_actor(),
+                          counts)
+    return outcome, counts["errors"][0] if counts["errors"] else ""

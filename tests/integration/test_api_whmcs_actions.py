@@ -16,6 +16,7 @@ from app.models.orders import CancellationRequest, Promotion, Service
 from app.models.support import Announcement, SupportDepartment, Ticket, TicketNote
 from app.models.system import ActivityLog, EmailMessage, EmailTemplate
 from tests import factories
+from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 from tests.integration.test_api_whmcs import call, make_credential
 
 
@@ -540,3 +541,23 @@ def test_xml_answers_of_a_new_action(client, db, key, records):
     assert root.findtext("result") == "success"
     titles = [node.findtext("title") for node in root.findall("statuses/status")]
     assert titles[:2] == ["Open", "Answered"]
+
+
+def test_capture_payment_charges_the_stored_card_once(client, db, key, fake_stripe):
+    """CapturePayment through the real Stripe module against the fake Stripe server."""
+    from tests.integration.test_gateway_stripe_charges import save_card
+
+    add_stripe_gateway(fake_stripe)
+    customer = factories.client()
+    save_card(db, fake_stripe, customer)
+    db.session.commit()
+    invoice_id = ok(client, key, "CreateInvoice", userid=customer.id, itemdescription1="Hosting",
+                    itemamount1="40.00")["invoiceid"]
+    assert ok(client, key, "CapturePayment", invoiceid=invoice_id) == {"result": "success"}
+    db.session.expire_all()
+    invoice = db.session.get(Invoice, invoice_id)
+    assert (invoice.status, invoice.amount_paid) == ("Paid", Decimal("40.00"))
+    payment = db.session.scalars(select(Transaction)).one()
+    assert (payment.gateway, payment.amount_in) == ("stripe", Decimal("40.00"))
+    assert refused(client, key, "CapturePayment", invoiceid=invoice_id) == "Invoice Not in Unpaid Status"
+    assert fake_stripe.count("POST", r"/v1/payment_intents/pi_\w+/confirm") == 1

@@ -471,23 +471,14 @@ def get_pay_methods(params: Params, actor: Actor) -> dict:
 def capture_payment(params: Params, actor: Actor) -> dict:
     """Charge the client's stored payment method for an Unpaid invoice now (once per
     invoice and day, as the daily run's charge)."""
-    from app.gateways import autocharge
-    from app.gateways.registry import enabled_gateways
+    from app.gateways.autocharge import charge_invoice_now
 
     invoice = find_invoice(params)
     if params.text("cvv"):
         raise ApiError("cvv is not accepted: card data never reaches this system")
     if invoice.status != InvoiceStatus.UNPAID or invoice.balance <= 0:
         raise ApiError("Invoice Not in Unpaid Status")
-    gateways = {gateway.name: gateway for gateway in enabled_gateways(invoice.currency.code)
-                if gateway.supports_stored_methods}
-    method_id = autocharge._default_methods({invoice.client_id}, list(gateways)).get(invoice.client_id)
-    if method_id is None:
-        raise ApiError("Payment Attempt Failed: the client has no stored payment method")
-    counts = {"charged": 0, "requires_action": 0, "failed": 0, "pending": 0, "unknown": 0,
-              "errors": []}
-    outcome = autocharge._charge_one(invoice.id, method_id, gateways, business_today(), actor,
-                                     counts)
+    outcome, error = charge_invoice_now(invoice.id, business_today(), actor)
     if outcome != "charged":
-        raise ApiError(f"Payment Attempt Failed{': ' + counts['errors'][0] if counts['errors'] else ''}")
+        raise ApiError(f"Payment Attempt Failed{': ' + error if error else ''}")
     return {}
