@@ -87,6 +87,42 @@ class TldPricing(Model):
     currency = relationship("Currency")
 
 
+class DomainAddon(StrEnum):
+    """The three domain addons WHMCS sells per year (its "Domain Addons" pricing); the
+    values are the flag names on Domain and Tld."""
+
+    DNS_MANAGEMENT = "dns_management"
+    EMAIL_FORWARDING = "email_forwarding"
+    ID_PROTECTION = "id_protection"
+
+    @property
+    def label(self) -> str:
+        return {"dns_management": "DNS Management", "email_forwarding": "Email Forwarding",
+                "id_protection": "ID Protection"}[self.value]
+
+
+class DomainAddonPricing(Model):
+    """The yearly price of one domain addon in one currency. A TLD offers the addon
+    when its flag (Tld.dns_management ...) is on; no row, or 0, makes it free."""
+
+    __tablename__ = "domain_addon_pricing"
+    __table_args__ = (
+        UniqueConstraint("currency_id", "addon", name="uq_domain_addon_pricing"),
+        CheckConstraint("price >= 0", name="ck_domain_addon_pricing_price"),
+        CheckConstraint("addon IN ('dns_management', 'email_forwarding', 'id_protection')",
+                        name="ck_domain_addon_pricing_addon"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency_id: Mapped[int] = mapped_column(ForeignKey("currencies.id"), index=True)
+    addon: Mapped[str] = mapped_column(String(20))
+    price: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
+
+    currency = relationship("Currency")
+
+    def __repr__(self) -> str:
+        return f"{DomainAddon(self.addon).label} {self.currency}"
+
+
 class Domain(TimestampMixin, Model):
     __tablename__ = "domains"
     __table_args__ = (
