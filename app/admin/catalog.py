@@ -25,6 +25,7 @@ from app.models.catalog import (
     ConfigOptionValue, Currency, ExchangeRate, PaymentType, Product, ProductGroup,
     ProductPricing, ProductType, Server, ServerGroup,
 )
+from app.models.domains import DomainAddon, DomainAddonPricing
 
 # ---------------------------------------------------------------------------
 # Display
@@ -628,6 +629,36 @@ class ServerGroupView(TallyModelView):
     }
 
 
+class DomainAddonPricingView(TallyModelView):
+    """The yearly price of each domain addon per currency (WHMCS's Domain Addons
+    pricing). A TLD offers an addon when its flag is on; no row or 0 is free."""
+
+    datamodel = SQLAInterface(DomainAddonPricing)
+    money_columns = money_in("currency", "price")
+    list_title = "Domain Addon Pricing"
+    list_columns = ["currency", "addon", "price"]
+    search_columns = ["currency", "addon"]
+    base_order = ("currency_id", "asc")
+    label_columns = {"currency": "Currency", "addon": "Domain addon", "price": "Price per year"}
+    add_columns = edit_columns = show_columns = ["currency", "addon", "price"]
+    description_columns = {
+        "price": "Per year of registration. 0 (or no row) makes the addon free; whether a "
+                 "TLD offers it is set on the TLD.",
+    }
+    formatters_columns = {"addon": lambda value: DomainAddon(value).label if value else ""}
+    validators_columns = {
+        "currency": [KnownRow("currency")],
+        "price": [InputRequired(), not_negative("The price")],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "addon": select_field(
+            "Domain addon", [(addon.value, addon.label) for addon in DomainAddon],
+            validators=[UniqueTogether(
+                DomainAddonPricing, {"currency": "currency_id", "addon": "addon"},
+                "There is already a price for this addon in {currency}: edit that one instead.")]),
+    }
+
+
 def register(appbuilder) -> None:
     menu = dict(category="Catalog", category_icon="fa-cubes")
     appbuilder.add_view(ProductGroupView, "Product Groups", icon="fa-folder-open", **menu)
@@ -641,5 +672,6 @@ def register(appbuilder) -> None:
     appbuilder.add_view_no_menu(AddonPricingView)
     appbuilder.add_view(ServerView, "Servers", icon="fa-server", **menu)
     appbuilder.add_view(ServerGroupView, "Server Groups", icon="fa-sitemap", **menu)
+    appbuilder.add_view(DomainAddonPricingView, "Domain Addon Pricing", icon="fa-shield", **menu)
     appbuilder.add_view(CurrencyView, "Currencies", icon="fa-money", **menu)
     appbuilder.add_view(ExchangeRateView, "Exchange Rates", icon="fa-exchange", **menu)
