@@ -396,6 +396,7 @@ class ResultColumn:
     kind: str
     bucket: str | None = None
     is_value: bool = False  # a measure (what charts plot), not a dimension
+    charted: bool = True    # False: a measure shown in the table only
 
     def format(self, value: Any) -> str:
         if _missing(value):

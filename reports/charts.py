@@ -48,7 +48,7 @@ def chart_data(result: ReportResult, max_points: int = MAX_POINTS) -> ChartData 
     pivot's values) split the series. Amounts are plotted when the result has any,
     else the first value's kind: counts and amounts never share an axis."""
     kind = result.definition.chart
-    values = [c for c in result.values if c.kind in NUMERIC_KINDS]
+    values = [c for c in result.values if c.kind in NUMERIC_KINDS and c.charted]
     if kind == "table" or not values:
         return None
     # Amounts when there are any (the aging balance, not the invoice count).

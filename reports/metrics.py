@@ -282,13 +282,15 @@ def mrr_movements(definition, ctx, dataset, filters) -> ReportResult:
     movements["arr"] = (movements["mrr"] * 12).astype(object)
     for name in ("mrr_start", "mrr", *MOVEMENTS, "fx", "arr"):
         movements[name] = _money(movements[name])
-    columns = [MONTH, CURRENCY, ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True),
+    # The chart shows the movements; the table also the MRR they lead from and to.
+    columns = [MONTH, CURRENCY,
+               ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True, charted=False),
                *[ResultColumn(kind, MOVEMENT_LABELS[kind], MONEY, is_value=True)
                  for kind in MOVEMENTS]]
     if ctx.convert:
         columns.append(ResultColumn("fx", "Exchange rate effect", MONEY, is_value=True))
-    columns += [ResultColumn("mrr", "MRR at end", MONEY, is_value=True),
-                ResultColumn("arr", "ARR", MONEY, is_value=True)]
+    columns += [ResultColumn("mrr", "MRR at end", MONEY, is_value=True, charted=False),
+                ResultColumn("arr", "ARR", MONEY, is_value=True, charted=False)]
     return _result(definition, ctx, columns, movements)
 
 
@@ -302,12 +304,13 @@ def client_activity(definition, ctx, dataset, filters) -> ReportResult:
     frame = movements.groupby("month")[counts].sum().reset_index()
     frame["net"] = frame["clients"] - frame["clients_start"]
     columns = [MONTH,
-               ResultColumn("clients_start", "Active at start", INTEGER, is_value=True),
+               ResultColumn("clients_start", "Active at start", INTEGER, is_value=True,
+                            charted=False),
                ResultColumn("new_clients", "New", INTEGER, is_value=True),
                ResultColumn("reactivation_clients", "Reactivated", INTEGER, is_value=True),
                ResultColumn("churn_clients", "Churned", INTEGER, is_value=True),
-               ResultColumn("clients", "Active at end", INTEGER, is_value=True),
-               ResultColumn("net", "Net change", INTEGER, is_value=True)]
+               ResultColumn("clients", "Active at end", INTEGER, is_value=True, charted=False),
+               ResultColumn("net", "Net change", INTEGER, is_value=True, charted=False)]
     return _result(definition, ctx, columns, frame)
 
 
@@ -325,11 +328,14 @@ def churn_rate(definition, ctx, dataset, filters) -> ReportResult:
     frame["net_revenue_churn"] = _percent((lost - regained).astype(object), frame["mrr_start"])
     frame["mrr_start"] = _money(frame["mrr_start"])
     columns = [MONTH, CURRENCY,
-               ResultColumn("clients_start", "Clients at start", INTEGER, is_value=True),
-               ResultColumn("churn_clients", "Clients lost", INTEGER, is_value=True),
+               ResultColumn("clients_start", "Clients at start", INTEGER, is_value=True,
+                            charted=False),
+               ResultColumn("churn_clients", "Clients lost", INTEGER, is_value=True,
+                            charted=False),
                ResultColumn("client_churn", "Client churn %", NUMBER, is_value=True),
-               ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True),
-               ResultColumn("lost", "MRR lost (churn + contraction)", MONEY, is_value=True),
+               ResultColumn("mrr_start", "MRR at start", MONEY, is_value=True, charted=False),
+               ResultColumn("lost", "MRR lost (churn + contraction)", MONEY, is_value=True,
+                            charted=False),
                ResultColumn("revenue_churn", "Revenue churn %", NUMBER, is_value=True),
                ResultColumn("net_revenue_churn", "Net revenue churn %", NUMBER, is_value=True)]
     return _result(definition, ctx, columns, frame)

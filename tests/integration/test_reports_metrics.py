@@ -233,3 +233,18 @@ def test_ticket_times_by_month(tickets):
 def test_ticket_metrics_refuse_an_unknown_grouping(tickets):
     with pytest.raises(ReportError, match="by must be one of department, staff"):
         run_report(builtin("ticket_metrics_by_staff", params={"by": "client"}), "T", TODAY)
+
+
+def test_the_charts_plot_movements_and_rates(movements):
+    from reports.charts import chart_data
+
+    mrr = chart_data(run_report(builtin("mrr_movements", params={"months": 2}), "MRR", TODAY))
+    assert [series.name for series in mrr.series] == [  # split by currency
+        "New · USD", "Expansion · USD", "Contraction · USD", "Churn · USD", "Reactivation · USD"]
+    assert mrr.x == ["2026-02", "2026-03"]
+    assert mrr.series[3].values == [D("0.00"), D("-3.33")]
+    churn = chart_data(run_report(builtin("churn_rate", params={"months": 2}), "Churn", TODAY))
+    assert [series.name for series in churn.series] == [
+        "Client churn % · USD", "Revenue churn % · USD", "Net revenue churn % · USD"]
+    clients = chart_data(run_report(builtin("client_activity", params={"months": 2}), "C", TODAY))
+    assert [series.name for series in clients.series] == ["New", "Reactivated", "Churned"]
