@@ -36,7 +36,7 @@ from app.billing.numbering_counter import unit_of_work
 from app.client_accounts import COUNTRY_CODES
 from app.extensions import db
 from app.models import api as api_models
-from app.models import billing, catalog, clients, domains, orders, support, system
+from app.models import billing, catalog, clients, domains, gateways, orders, support, system
 from app.models.base import money
 from app.provisioning import service_commands
 
@@ -295,6 +295,9 @@ PayMethodApi = api(billing.PayMethod, "PayMethodApi", "pay_method", secret_colum
 TaxRuleApi = api(billing.TaxRule, "TaxRuleApi", "tax_rule")
 PaymentGatewayApi = api(billing.PaymentGateway, "PaymentGatewayApi", "payment_gateway",
                         write_only_columns=("credentials",))
+# What gateways reported and what was asked of them: records, never edited.
+GatewayEventApi = api(gateways.GatewayEvent, "GatewayEventApi", "gateway_event", **READ_ONLY)
+PaymentAttemptApi = api(gateways.PaymentAttempt, "PaymentAttemptApi", "payment_attempt", **READ_ONLY)
 
 # Catalog
 CurrencyApi = api(catalog.Currency, "CurrencyApi", "currency")

@@ -152,3 +152,18 @@ def test_the_portal_lists_and_removes_the_clients_own_methods(app, client_a, wor
     with app.app_context():
         assert db.session.scalars(select(PayMethod.id)).all() == [other_id]
     assert fake_stripe.count("POST", r"/v1/payment_methods/pm_\w+/detach") == 1
+
+
+def test_the_rest_api_reads_attempts_and_events_and_never_writes_them(db, client, staff, fake_stripe):
+    from tests.integration.test_api_rest import jwt_headers
+
+    stripe_paid_invoice(fake_stripe)
+    finance, support = jwt_headers(client, *staff("Finance")), jwt_headers(client, *staff("Support"))
+    attempts = client.get("/api/v1/payment_attempt/", headers=finance).get_json()
+    assert attempts["count"] == 1
+    row = attempts["result"][0]
+    assert (row["gateway"], row["amount"], row["status"]) == ("stripe", "40.00", "succeeded")
+    assert row["remote_id"].startswith("cs_test_")
+    assert client.get("/api/v1/gateway_event/", headers=finance).status_code == 200
+    assert client.post("/api/v1/payment_attempt/", headers=finance, json={}).status_code == 405
+    assert client.get("/api/v1/payment_attempt/", headers=support).status_code in (401, 403)
