@@ -37,6 +37,11 @@ class ItemType(StrEnum):
     DOMAIN_REGISTER = "DomainRegister"
     DOMAIN_TRANSFER = "DomainTransfer"
     DOMAIN_RENEW = "Domain"
+    # Domain addons billed on their own line (WHMCS's names): at order, and when a
+    # client turns one on for the rest of the registration year.
+    DOMAIN_ADDON_DNS = "DomainAddonDNS"
+    DOMAIN_ADDON_EMF = "DomainAddonEMF"
+    DOMAIN_ADDON_IDP = "DomainAddonIDP"
     UPGRADE = "Upgrade"
     PROMO = "PromoHosting"
     LATE_FEE = "LateFee"

@@ -34,6 +34,7 @@ class CartLine:
     epp_code: str | None = None
     id_protection: bool = False
     dns_management: bool = False
+    email_forwarding: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -57,6 +58,8 @@ class CartLine:
                 epp_code=d.get("epp_code") or None,
                 id_protection=bool(d.get("id_protection", False)),
                 dns_management=bool(d.get("dns_management", False)),
+                # absent from carts saved before email forwarding was sold
+                email_forwarding=bool(d.get("email_forwarding", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise OrderError("The cart could not be read.") from exc

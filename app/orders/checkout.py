@@ -37,7 +37,7 @@ from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.orders import fraud
 from app.orders.cart import DOMAIN, PRODUCT, TRANSFER, Cart, OrderError
 from app.registrars.domain_settings import DomainSettingsError, normalise_nameservers
-from app.orders.pricing import CartQuote, QuoteLine, find_tld, price_cart, tld_of
+from app.orders.pricing import DOMAIN_ADDON_ITEM_TYPES, CartQuote, QuoteLine, find_tld, price_cart, tld_of
 
 ORDER_NUMBER_DIGITS = 10
 
@@ -183,8 +183,8 @@ def _make_domain(order: Order, line: QuoteLine, cart_line, payment_method: str, 
         next_due_date=today, next_invoice_date=line.next_due_date, registration_period=line.years,
         first_payment_amount=line.first_amount, recurring_amount=line.recurring_amount,
         payment_method=payment_method, epp_code=epp_code if transfer else None,
-        id_protection=bool(cart_line.id_protection and tld and tld.id_protection),
-        dns_management=bool(cart_line.dns_management and tld and tld.dns_management))
+        # the addons priced on the line (wanted and offered by the TLD)
+        **{addon.value: True for addon, _ in line.domain_addons})
     db.session.add(domain)
     db.session.flush()
     return domain
@@ -205,6 +205,9 @@ def _period(line: QuoteLine) -> str:
     return f" ({line.period_start.isoformat()} - {line.period_end.isoformat()})"
 
 
+_DOMAIN_ADDON_LABELS = {item.value: addon.label for addon, item in DOMAIN_ADDON_ITEM_TYPES.items()}
+
+
 def _invoice_lines(line: QuoteLine, rel_id: int, promotion: Promotion | None,
                    promotion_text: str | None) -> list[InvoiceLine]:
     """The invoice lines of one quote line (their amounts are quote.invoice_amounts(),
@@ -219,6 +222,8 @@ def _invoice_lines(line: QuoteLine, rel_id: int, promotion: Promotion | None,
             text = line.description + _period(line) + "".join(f"\n{o.label}" for o in line.options)
         elif item_type == ItemType.ADDON and line.setup_fee:
             text = f"{line.description}{_period(line)} + setup fee"
+        elif item_type in _DOMAIN_ADDON_LABELS:
+            text = f"{_DOMAIN_ADDON_LABELS[item_type]} - {line.domain} - {line.years} Year(s){_period(line)}"
         else:
             text = line.description + _period(line)
         lines.append(InvoiceLine(item_type, rel_id, text, amount, line.taxed,

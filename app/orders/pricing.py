@@ -31,11 +31,17 @@ from app.models.catalog import (
     Addon, BillingCycle, ConfigOption, Currency, PaymentType, Product, ProductPricing,
 )
 from app.models.clients import Client
-from app.models.domains import Tld, TldPricing
+from app.models.domains import DomainAddon, DomainAddonPricing, Tld, TldPricing
 from app.models.orders import Order, OrderStatus, Promotion, PromotionType, Service, ServiceStatus
 from app.orders.cart import DOMAIN, PRODUCT, REGISTER, TRANSFER, Cart, CartLine, OrderError
 
 ZERO = Decimal("0.00")
+# The invoice line type of each domain addon (WHMCS's tblinvoiceitems types).
+DOMAIN_ADDON_ITEM_TYPES = {
+    DomainAddon.DNS_MANAGEMENT: ItemType.DOMAIN_ADDON_DNS,
+    DomainAddon.EMAIL_FORWARDING: ItemType.DOMAIN_ADDON_EMF,
+    DomainAddon.ID_PROTECTION: ItemType.DOMAIN_ADDON_IDP,
+}
 HUNDRED = Decimal(100)
 DOMAIN_ACTIONS = (REGISTER, TRANSFER)
 MAX_QUANTITY = 100
@@ -90,6 +96,9 @@ class QuoteLine:
     domain_action: str | None = None
     years: int = 1
     options: list[OptionChoice] = field(default_factory=list)
+    # domain lines: (addon, its price for the whole period), included in first_amount
+    # and recurring_amount, billed on lines of their own
+    domain_addons: list[tuple[DomainAddon, Decimal]] = field(default_factory=list)
 
     @property
     def due_today(self) -> Decimal:
@@ -103,7 +112,10 @@ class QuoteLine:
             return [(ItemType.ADDON.value, self.first_amount + self.setup_fee - self.discount)]
         if self.kind == "domain":
             item = ItemType.DOMAIN_TRANSFER if self.domain_action == TRANSFER else ItemType.DOMAIN_REGISTER
-            return [(item.value, self.first_amount)]
+            addons = sum((amount for _, amount in self.domain_addons), ZERO)
+            return [(item.value, self.first_amount - addons)] + [
+                (DOMAIN_ADDON_ITEM_TYPES[addon].value, amount) for addon, amount in self.domain_addons
+                if amount]  # a free addon needs no invoice line
         amounts = [(ItemType.HOSTING.value, self.first_amount)]
         if self.setup_fee:
             amounts.append((ItemType.SETUP.value, self.setup_fee))
@@ -137,7 +149,9 @@ class CartQuote:
             "lines": [{"kind": line.kind, "description": line.description, "cycle": line.cycle,
                        "recurring_amount": str(line.recurring_amount),
                        "setup_fee": str(line.setup_fee), "discount": str(line.discount),
-                       "due_today": str(line.due_today)} for line in self.lines],
+                       "due_today": str(line.due_today),
+                       "domain_addons": {addon.value: str(amount) for addon, amount in line.domain_addons}}
+                      for line in self.lines],
             "subtotal": str(self.subtotal), "discount": str(self.discount),
             "taxes": [{"name": t.name, "rate": str(t.rate), "amount": str(t.amount)} for t in self.taxes],
             "total_due_today": str(self.total_due_today),
@@ -211,6 +225,33 @@ def domain_price(tld: str, currency_code: str, action: str, years: int) -> Decim
     price = {REGISTER: row.register_price, TRANSFER: row.transfer_price, "renew": row.renew_price}[action]
     # WHMCS marks a price of -1 (or here: nothing) as not offered; zero is a free domain.
     return to_money(price)
+
+
+def domain_addon_prices(currency_code: str) -> dict[DomainAddon, Decimal]:
+    """The yearly price of each domain addon in the currency; no row means free."""
+    currency = currency_by_code(currency_code)
+    rows = db.session.scalars(select(DomainAddonPricing).where(
+        DomainAddonPricing.currency_id == currency.id))
+    prices = {addon: ZERO for addon in DomainAddon}
+    prices.update({DomainAddon(row.addon): to_money(row.price) for row in rows})
+    return prices
+
+
+def offered_domain_addons(tld: Tld | None) -> list[DomainAddon]:
+    """The addons a TLD offers (its flags, set by staff on the TLD)."""
+    return [addon for addon in DomainAddon if tld is not None and getattr(tld, addon.value)]
+
+
+def price_domain_addons(tld: Tld | None, wanted, currency_code: str,
+                        years: int) -> list[tuple[DomainAddon, Decimal]]:
+    """(addon, price for `years`) of each wanted addon the TLD offers; `wanted` is
+    anything with the three flags (a cart line, a domain). One not offered is left out,
+    as it always was (the order gets the domain without it)."""
+    chosen = [addon for addon in offered_domain_addons(tld) if getattr(wanted, addon.value, False)]
+    if not chosen:
+        return []
+    prices = domain_addon_prices(currency_code)
+    return [(addon, prices[addon] * years) for addon in chosen]
 
 
 def normalise_domain(text: str | None) -> str:
@@ -511,12 +552,15 @@ def _price_domain(index: int, cart_line: CartLine, currency: Currency, today: da
     if price is None:
         raise OrderError(f"We do not {action} .{tld} domains for {years} year(s) in {currency.code}.")
     renew = domain_price(tld, currency.code, "renew", years)
+    addons = price_domain_addons(find_tld(tld), cart_line, currency.code, years)
+    addons_total = sum((amount for _, amount in addons), ZERO)
     next_due = add_months(today, 12 * years)
     verb = "Registration" if action == REGISTER else "Transfer"
     return QuoteLine(DOMAIN, index, f"Domain {verb} - {name} - {years} Year(s)", None,
-                     renew if renew is not None else price, ZERO, ZERO, price,
-                     settings.get_bool("TaxDomains"), today, next_due - timedelta(days=1), next_due,
-                     domain=name, domain_action=action, years=years)
+                     (renew if renew is not None else price) + addons_total, ZERO, ZERO,
+                     price + addons_total, settings.get_bool("TaxDomains"), today,
+                     next_due - timedelta(days=1), next_due,
+                     domain=name, domain_action=action, years=years, domain_addons=addons)
 
 
 def _check_duplicates(lines: list[QuoteLine]) -> None:
