@@ -4,7 +4,9 @@ link an invitee opens (public: the token is the key). Thin: each action calls on
 function of app.portal.users inside a unit of work."""
 from __future__ import annotations
 
-from flask import abort, after_this_request, flash, redirect, render_template, request, url_for
+from flask import (
+    abort, after_this_request, current_app, flash, redirect, render_template, request, url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from app.activity import current_actor
+from app.activity import Actor, current_actor
+from app.auth import twofactor
 from app.billing.numbering_counter import unit_of_work
 from app.extensions import db
 from app.models.clients import CLIENT_PERMISSIONS
@@ -171,7 +174,10 @@ def invitation(token: str):
         return redirect(url_for("portal.staff_refused"))
     if signed_in:
         return _accept_signed_in(token, row)
-    has_login = login_with_email(row.email) is not None
+    login = login_with_email(row.email)
+    if login is not None and is_client_user(login) and not memberships_of(login.id):
+        return _accept_with_password(token, row, login)
+    has_login = login is not None
     form = RegisterForm()
     if not has_login and form.validate_on_submit():
         try:
@@ -192,6 +198,51 @@ def invitation(token: str):
     status = 400 if request.method == "POST" else 200
     return render_template("portal/invitation.html", invitation=row, has_login=has_login,
                            form=form, token=token,
+                           permission_labels=PERMISSION_LABELS), status
+
+
+class AcceptWithPasswordForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[
+        DataRequired(message=_l("This field is required.")), Length(max=MAX_PASSWORD_LENGTH)])
+    code = StringField(_l("Authentication code"), validators=[Length(max=40)])
+
+
+def _accept_with_password(token: str, row, login):
+    """A login that manages no open account cannot sign in (there would be nothing to
+    show it), so it proves itself here with its password (and its two-factor code)
+    and is signed in to the account it is invited to."""
+    from app.portal.auth import _complete_login  # the portal's one way to sign in
+
+    form = AcceptWithPasswordForm()
+    needs_code = twofactor.is_enabled(login.id)
+    if form.validate_on_submit():
+        user = current_app.appbuilder.sm.authenticate_password(login.username,
+                                                               form.password.data)
+        proven = user is not None and user.id == login.id
+        if proven and needs_code:
+            try:
+                twofactor.verify_login(user, form.code.data or "")
+            except twofactor.TwoFactorError:
+                proven = False
+        if not proven:
+            db.session.rollback()
+            flash(_("Wrong password or code."), "danger")
+        else:
+            try:
+                accept_invitation(token, user, Actor("client", user.username, user.id))
+            except InvitationError:
+                db.session.rollback()
+                return render_template("portal/invitation_invalid.html"), 404
+            except UserAdminError as error:
+                db.session.rollback()
+                flash(_("The invitation was not accepted: %(reason)s", reason=str(error)),
+                      "danger")
+            else:
+                db.session.commit()
+                return _complete_login(user, url_for("portal.dashboard"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("portal/invitation.html", invitation=row, dormant=True,
+                           needs_code=needs_code, accept_form=form, token=token,
                            permission_labels=PERMISSION_LABELS), status
 
 

@@ -287,3 +287,58 @@ def test_only_the_owner_manages_users(app, world, helper):
                      data={"permissions": list(users.CLIENT_PERMISSIONS)}).status_code == 403
     assert membership(app, "helper@clients.test", world["a"]["client"]).permissions == \
         "invoices,tickets"
+
+
+@pytest.fixture
+def dormant(app):
+    """A client login that manages no account (removed from its last one)."""
+    with app.app_context():
+        make_client_user("dormant@example.com", "Dora", "Mant")
+        db.session.commit()
+    return "dormant@example.com"
+
+
+def test_a_login_without_accounts_accepts_with_its_password(app, client_a, world, dormant):
+    # It cannot sign in the usual way: there is no account to show it.
+    assert portal_login(app.test_client(), dormant).headers["Location"] == "/portal/login"
+    invite(client_a, dormant, "tickets")
+    token = last_invitation_token(app, dormant)
+    visitor = app.test_client()
+    page = text_of(visitor.get(f"/portal/invitation/{token}"))
+    assert 'id="accept-with-password-form"' in page and 'name="code"' not in page
+    wrong = visitor.post(f"/portal/invitation/{token}", data={"password": "not-it"})
+    assert wrong.status_code == 400 and "Wrong password or code." in text_of(wrong)
+    assert membership(app, dormant, world["a"]["client"]) is None
+
+    accepted = visitor.post(f"/portal/invitation/{token}", data={"password": PASSWORD})
+    assert accepted.status_code == 302 and accepted.headers["Location"] == "/portal/"
+    assert membership(app, dormant, world["a"]["client"]).permissions == "tickets"
+    assert "Alpha" in text_of(visitor.get("/portal/"))
+    assert visitor.get("/portal/tickets").status_code == 200
+
+
+def test_a_login_without_accounts_and_with_two_factor_gives_its_code(app, client_a, world,
+                                                                     dormant, monkeypatch):
+    import pyotp
+
+    from app.auth import twofactor
+
+    now = [30 * 60_000_000 + 10]
+    monkeypatch.setattr(twofactor, "now_timestamp", lambda: now[0])
+    with app.app_context():
+        user = app.appbuilder.sm.find_user(email=dormant)
+        secret = twofactor.start_enrolment(user).secret
+        twofactor.confirm_enrolment(user, pyotp.TOTP(secret).at(now[0]))
+        db.session.commit()
+    now[0] += 30
+    invite(client_a, dormant, "tickets")
+    token = last_invitation_token(app, dormant)
+    visitor = app.test_client()
+    assert 'name="code"' in text_of(visitor.get(f"/portal/invitation/{token}"))
+    no_code = visitor.post(f"/portal/invitation/{token}", data={"password": PASSWORD})
+    assert no_code.status_code == 400
+    assert membership(app, dormant, world["a"]["client"]) is None
+    accepted = visitor.post(f"/portal/invitation/{token}", data={
+        "password": PASSWORD, "code": pyotp.TOTP(secret).at(now[0])})
+    assert accepted.headers["Location"] == "/portal/"
+    assert membership(app, dormant, world["a"]["client"]) is not None
