@@ -261,6 +261,7 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
     addons, quantities = _indexed_values(params, "addons"), _indexed_values(params, "qty")
     options = _indexed_values(params, "configoptions")
     id_protection, dns = _flags(params, "idprotection"), _flags(params, "dnsmanagement")
+    forwarding = _flags(params, "emailforwarding")
     lines = []
     for index in sorted(set(pids) | set(types)):
         pid, domain = pids.get(index), domains.get(index) or None
@@ -284,7 +285,8 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
                 raise ApiError(f"Parameter regperiod[{index}] must be a number of years")
             lines.append(CartLine(DOMAIN, domain=domain, domain_action=kind, years=int(period),
                                   epp_code=epp.get(index) or None, id_protection=id_protection.get(index, False),
-                                  dns_management=dns.get(index, False)))
+                                  dns_management=dns.get(index, False),
+                                  email_forwarding=forwarding.get(index, False)))
     if not lines:
         raise ApiError("No items added to cart so order cannot proceed")
     return Cart(currency_code, lines, promo_code=params.text("promocode", max_length=50))
