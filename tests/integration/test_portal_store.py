@@ -364,7 +364,7 @@ def test_checkout_requires_terms_and_changes_nothing_without(client, shop, fake_
                                   "/portal/cart/promotion", "/portal/cart/0/update",
                                   "/portal/cart/0/remove", "/portal/cart/empty",
                                   "/portal/checkout", "/portal/register",
-                                  "/portal/store/product/1"])
+                                  "/portal/store/product/1", "/portal/verify-email"])
 def test_every_store_form_needs_the_csrf_token(client, shop, csrf_on, fake_rdap, path):
     add_plan(client, shop, domain="csrf.com", choice="own")
     before = session_cart(client)
