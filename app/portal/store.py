@@ -452,7 +452,9 @@ def domain_search():
     in_cart = {line.domain for line in load_cart().lines if line.kind == DOMAIN}
     return render_template("portal/store/domains.html", asked=asked, rows=rows, error=error,
                            unchecked=COULD_NOT_CHECK,
-                           currency=currency, in_cart=in_cart, tlds=sold_tlds(currency))
+                           currency=currency, in_cart=in_cart, tlds=sold_tlds(currency),
+                           addon_prices={addon.value: price for addon, price
+                                         in pricing.domain_addon_prices(currency.code).items()})
 
 
 def register_prices(tld: str, currency: Currency) -> dict[int, Decimal]:
@@ -509,7 +511,8 @@ def domain_add():
     line = CartLine(kind=DOMAIN, domain=answer.domain, domain_action=action, years=years,
                     epp_code=epp if action == TRANSFER else None,
                     id_protection=bool(request.form.get("id_protection")) and bool(tld and tld.id_protection),
-                    dns_management=bool(request.form.get("dns_management")) and bool(tld and tld.dns_management))
+                    dns_management=bool(request.form.get("dns_management")) and bool(tld and tld.dns_management),
+                    email_forwarding=bool(request.form.get("email_forwarding")) and bool(tld and tld.email_forwarding))
     changed = replace(cart, lines=[*cart.lines, line])
     verb = _("registration") if action == REGISTER else _("transfer")
     if save_if_priced(changed, _("The %(what)s of %(domain)s is in your cart.", what=verb,
