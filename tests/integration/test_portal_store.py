@@ -403,6 +403,7 @@ def test_order_confirmation_shows_notes_as_text_and_only_to_its_client(client, s
         order_id = db.session.scalar(select(Order.id))
     page = client.get(f"/portal/orders/{order_id}/complete").get_data(as_text=True)
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page and "<script>alert(3)" not in page
+    assert 'id="resend-verification"' in page  # the address is not confirmed yet
     other = client.application.test_client()
     signed_in_buyer(app, other, email="other@shop.test")
     assert other.get(f"/portal/orders/{order_id}/complete").status_code == 404
