@@ -229,6 +229,10 @@ def mark_invoice_paid(invoice: Invoice, *, actor: Actor | None = None,
                 _advance_domain(domain, actor)
         elif item.type == ItemType.UPGRADE:
             upgrades.complete_paid_upgrade(item, actor=actor)
+        elif item.type in (ItemType.DOMAIN_ADDON_DNS, ItemType.DOMAIN_ADDON_EMF, ItemType.DOMAIN_ADDON_IDP):
+            from app.registrars.domain_addons import addon_paid  # it imports the billing engine
+
+            addon_paid(item, actor=actor)  # a domain addon the client turned on
 
     for service in paid_services:
         _unsuspend_if_settled(service, paid_at.date(), actor)
