@@ -196,6 +196,7 @@ def register_portal(app: Flask) -> None:
     from app.portal import payments  # noqa: F401  (paying, mass pay, add funds, pay methods)
     from app.portal import quotes  # noqa: F401  (the client's quotes)
     from app.portal import emails, security, service_actions, user_views  # noqa: F401
+    from app.portal import domain_addons  # noqa: F401  (a domain's addons on and off)
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)

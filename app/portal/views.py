@@ -136,8 +136,10 @@ def domain(domain_id: int):
     nameservers = NameserversForm(data={f"ns{n}": name
                                         for n, name in enumerate(row.nameserver_list, start=1)})
     managing = can("managedomains")
+    from app.portal.domain_addons import addon_rows
+
     return render_template("portal/domain.html", domain=row, nameservers_form=nameservers,
-                           toggle_form=ToggleForm(),
+                           toggle_form=ToggleForm(), addons=addon_rows(row),
                            manageable=managing and row.status in MANAGEABLE_STATUSES,
                            can_request_epp=managing and row.status == DomainStatus.ACTIVE.value,
                            can_renew=(managing and can("invoices") and not row.do_not_renew

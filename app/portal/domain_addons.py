@@ -1,0 +1,68 @@
+"""Portal: turn a domain's addons (DNS management, email forwarding, ID protection) on
+or off from its page. Thin: app.registrars.domain_addons does the work."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, url_for
+from flask_babel import gettext as _
+
+from app.activity import current_actor
+from app.billing.automation import business_today
+from app.billing.numbering_counter import unit_of_work
+from app.models.domains import Domain, DomainAddon, DomainStatus
+from app.portal import portal
+from app.portal.access import can, owned_or_404, requires
+from app.portal.forms import ToggleForm
+from app.registrars import domain_addons as engine
+from app.registrars.domains import DomainActionError
+
+
+def addon_label(addon: DomainAddon) -> str:
+    return {DomainAddon.DNS_MANAGEMENT: _("DNS management"),
+            DomainAddon.EMAIL_FORWARDING: _("Email forwarding"),
+            DomainAddon.ID_PROTECTION: _("ID protection")}[addon]
+
+
+def addon_rows(domain: Domain) -> list[dict]:
+    """The addons the domain's TLD offers: on or off, the yearly price, and what
+    turning it on costs today (None when it cannot be worked out: not paid ahead)."""
+    rows = []
+    for addon in engine.offered(domain):
+        due_now = None
+        if domain.status == DomainStatus.ACTIVE.value and not getattr(domain, addon.value):
+            try:
+                due_now = engine.addon_charge(domain, addon, business_today()).amount
+            except DomainActionError:
+                due_now = None
+        rows.append({"addon": addon.value, "label": addon_label(addon), "on": getattr(domain, addon.value),
+                     "yearly": engine.yearly_price(domain, addon), "due_now": due_now})
+    return rows
+
+
+@portal.route("/domains/<int:domain_id>/addons/<addon>", methods=["POST"])
+@requires("managedomains")
+def domain_addon(domain_id: int, addon: str):
+    row = owned_or_404(Domain, domain_id)
+    form = ToggleForm()
+    if not form.validate_on_submit() or addon not in {a.value for a in DomainAddon}:
+        abort(400)
+    label = addon_label(DomainAddon(addon))
+    back = redirect(url_for("portal.domain", domain_id=row.id))
+    try:
+        with unit_of_work():
+            if form.value.data == "off":
+                engine.cancel_addon(row.id, addon, current_actor())
+                invoice = None
+            else:
+                invoice = engine.order_addon(row.id, addon, current_actor())
+    except DomainActionError as error:
+        flash(_("Nothing was changed: %(reason)s", reason=str(error)), "danger")
+        return back
+    if form.value.data == "off":
+        flash(_("%(addon)s is off. Your next renewal will not include it.", addon=label), "success")
+    elif invoice is None:
+        flash(_("%(addon)s is on.", addon=label), "success")
+    else:
+        flash(_("%(addon)s will be switched on when this invoice is paid.", addon=label), "info")
+        if can("invoices"):
+            return redirect(url_for("portal.invoice", invoice_id=invoice.id))
+    return back
