@@ -232,7 +232,8 @@ INVOICES = Dataset(
 # Invoice lines that bill a service carry the service id in rel_id.
 SERVICE_ITEM_TYPES = (ItemType.HOSTING.value, ItemType.SETUP.value, ItemType.PROMO.value)
 DOMAIN_ITEM_TYPES = (ItemType.DOMAIN_REGISTER.value, ItemType.DOMAIN_TRANSFER.value,
-                     ItemType.DOMAIN_RENEW.value)
+                     ItemType.DOMAIN_RENEW.value, ItemType.DOMAIN_ADDON_DNS.value,
+                     ItemType.DOMAIN_ADDON_EMF.value, ItemType.DOMAIN_ADDON_IDP.value)
 
 INVOICE_ITEMS = Dataset(
     name="invoice_items",
