@@ -7,6 +7,7 @@ on the server every time.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 
 
 class OrderError(ValueError):
@@ -35,9 +36,13 @@ class CartLine:
     id_protection: bool = False
     dns_management: bool = False
     email_forwarding: bool = False
+    # Staff only (the API's priceoverride): the first period's price of a product line.
+    # Never stored with the cart (to_dict leaves it out), so no visitor can set it.
+    price_override: Decimal | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data.pop("price_override")
         # JSON object keys are strings; from_dict turns them back into ints.
         data["config_options"] = {str(k): v for k, v in self.config_options.items()}
         return data

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app import settings
 from app.billing.cycles import add_cycle, add_months, is_recurring, parse_cycle
 from app.billing.errors import BillingError
-from app.billing.money import to_money
+from app.billing.money import MAX_AMOUNT, to_money
 from app.billing.proration import prorata_first_period
 from app.billing.tax import compute_invoice_taxes
 from app.billing.taxes_db import taxes_for_client
@@ -498,6 +498,8 @@ def _price_product(index: int, cart_line: CartLine, currency: Currency, today: d
     recurring = price + sum((o.price for o in options), ZERO)
     setup_total = setup + sum((o.setup_fee for o in options), ZERO)
     first, period_end, next_due = _first_period(product, cycle, recurring, today, places)
+    if cart_line.price_override is not None:
+        first = _checked_override(cart_line.price_override, product)
     label = f"{product.group.name} - {product.name}" if product.group else product.name
     description = f"{label} - {domain}" if domain else label
     addons = _addons_for(product, cart_line)
@@ -511,6 +513,13 @@ def _price_product(index: int, cart_line: CartLine, currency: Currency, today: d
         for addon in addons:
             lines.append(_price_addon(index, addon, currency, cycle, today, domain))
     return lines
+
+
+def _checked_override(value, product: Product) -> Decimal:
+    """Staff's first-payment price (setup fee and renewals unchanged)."""
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0 or value >= MAX_AMOUNT:
+        raise OrderError(f"The price override of {product.name} must be an amount of 0 or more.")
+    return to_money(value)
 
 
 def _addons_for(product: Product, cart_line: CartLine) -> list[Addon]:

@@ -150,3 +150,9 @@ def test_cart_lines_keep_email_forwarding_and_old_carts_still_read(db):
            "id_protection": True}
     restored = CartLine.from_dict(old)
     assert (restored.email_forwarding, restored.id_protection) == (False, True)
+
+
+def test_a_price_override_never_travels_with_a_stored_cart(db):
+    line = CartLine("product", 1, "Monthly", price_override=D("1.00"))
+    assert "price_override" not in line.to_dict()
+    assert CartLine.from_dict({**line.to_dict(), "price_override": "0.01"}).price_override is None

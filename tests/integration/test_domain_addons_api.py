@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.models.billing import Invoice, InvoiceItem
 from app.models.domains import Domain, DomainAddonPricing, Tld
@@ -59,3 +59,28 @@ def test_add_order_with_domain_addons(client, db, key, shop):
     items = {i["domain"]: i for i in body["orders"]["order"][0]["lineitems"]["lineitem"]
              if i["type"] == "domain"}
     assert (items["addons.com"]["idprotection"], items["addons.com"]["amount"]) == (1, "19.00")
+
+
+def test_add_order_price_override_sets_the_first_payment_only(client, db, key, shop):
+    from app.models.orders import Order, Service
+
+    customer = factories.client()
+    db.session.commit()
+    status, body = call(client, key, "AddOrder", clientid=customer.id, paymentmethod="banktransfer",
+                        **{"pid[0]": shop.product.id, "billingcycle[0]": "monthly",
+                           "domain[0]": "override.com", "priceoverride[0]": "7.50"})
+    assert body["result"] == "success", body
+    service = db.session.scalar(select(Service))
+    invoice = db.session.get(Invoice, body["invoiceid"])
+    hosting = db.session.scalar(select(InvoiceItem).where(InvoiceItem.invoice_id == invoice.id,
+                                                          InvoiceItem.type == "Hosting"))
+    assert hosting.amount == D("7.50")
+    assert (service.first_payment_amount, service.recurring_amount) == (D("12.50"), D("10.00"))
+    assert invoice.total == D("12.50")                     # 7.50 + the 5.00 setup fee
+
+    orders = db.session.scalar(select(func.count()).select_from(Order))
+    status, body = call(client, key, "AddOrder", clientid=customer.id, paymentmethod="banktransfer",
+                        **{"pid[0]": shop.product.id, "billingcycle[0]": "monthly",
+                           "domain[0]": "bad.com", "priceoverride[0]": "-1"})
+    assert body["result"] == "error" and "priceoverride[0]" in body["message"]
+    assert db.session.scalar(select(func.count()).select_from(Order)) == orders

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -13,6 +14,8 @@ from app.activity import Actor
 from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, find_client
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import amount, flag, listing, moment, rate
+from app.billing.errors import BillingError
+from app.billing.money import parse_amount
 from app.extensions import db
 from app.models.catalog import (
     BillingCycle, ConfigOption, ConfigOptionGroup, ConfigOptionValue, Currency, PaymentType,
@@ -251,6 +254,16 @@ def _flags(params: Params, name: str) -> dict[int, bool]:
     return {index: value.lower() in ("1", "true", "on", "yes") for index, value in _indexed_values(params, name).items()}
 
 
+def _override(text: str | None, index: int) -> Decimal | None:
+    """priceoverride[i]: the first-payment price staff give product i."""
+    if not text:
+        return None
+    try:
+        return parse_amount(text)
+    except BillingError as error:
+        raise ApiError(f"Parameter priceoverride[{index}]: {error}") from None
+
+
 def cart_from_params(params: Params, currency_code: str) -> Cart:
     """The cart AddOrder describes: product i (pid[i], billingcycle[i], domain[i],
     configoptions[i], addons[i], qty[i]) and, where domaintype[i] is set, the
@@ -262,6 +275,7 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
     options = _indexed_values(params, "configoptions")
     id_protection, dns = _flags(params, "idprotection"), _flags(params, "dnsmanagement")
     forwarding = _flags(params, "emailforwarding")
+    overrides = _indexed_values(params, "priceoverride")
     lines = []
     for index in sorted(set(pids) | set(types)):
         pid, domain = pids.get(index), domains.get(index) or None
@@ -273,7 +287,8 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
                 raise ApiError(f"Parameter qty[{index}] must be a whole number")
             lines.append(CartLine(PRODUCT, int(pid), cycles.get(index) or None, quantity=int(quantity),
                                   config_options=_chosen_options(params, index, options.get(index)),
-                                  addon_ids=_ids(addons.get(index), f"addons[{index}]"), domain=domain))
+                                  addon_ids=_ids(addons.get(index), f"addons[{index}]"), domain=domain,
+                                  price_override=_override(overrides.get(index), index)))
         if types.get(index):
             kind = types[index].lower()
             if kind not in ("register", "transfer"):
