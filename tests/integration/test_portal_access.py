@@ -4,6 +4,8 @@ nothing), a login without a permission gets 403, staff and client users are each
 kept in their own world, and a user of several accounts switches between them."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import func, select
 
@@ -11,6 +13,7 @@ from app.extensions import db
 from app.models.billing import PayMethod
 from app.models.clients import Client
 from app.models.orders import CancellationRequest, Order
+from app.models.billing import Quote, QuoteStage
 from app.models.support import TicketReply
 from app.models.system import ActivityLog
 from tests.conftest import login
@@ -50,6 +53,9 @@ ROW_OF_ARGUMENT["order_id"] = "order"
 # A ticket reply (the client's rating of an answer) is reached through its ticket.
 ROW_OF_ARGUMENT["reply_id"] = "reply"
 VALID_POST_BODIES["portal.ticket_rate"] = {"rating": "5"}
+# Quotes (app/portal/quotes.py): a quote sent to the client is its record.
+ROW_OF_ARGUMENT["quote_id"] = "quote"
+VALID_POST_BODIES["portal.quote_accept"] = {}
 VALID_POST_BODIES.update({
     "portal.service_upgrade": {"choice": "1:Monthly"},
     "portal.service_password": {"password": "Tulip-Kettle-93!", "confirm": "Tulip-Kettle-93!"},
@@ -62,6 +68,9 @@ VALID_POST_BODIES.update({
 # the return URL is a name (the invoice in the same URL is what is looked up).
 ROW_OF_ARGUMENT["method_id"] = "pay_method"
 NAME_ARGUMENTS = {"gateway": "stripe"}
+# Domain addons (app/portal/domain_addons.py): the domain is the record, the addon a name.
+NAME_ARGUMENTS["addon"] = "id_protection"
+VALID_POST_BODIES["portal.domain_addon"] = {"value": "on"}
 VALID_POST_BODIES.update({"portal.pay_invoice": {"gateway": "banktransfer"},
                           "portal.delete_payment_method": {}})
 
@@ -91,8 +100,14 @@ def account_user_rows(app, world, key: str) -> dict:
         db.session.commit()
         reply = db.session.scalar(select(TicketReply.id).where(
             TicketReply.ticket_id == account["ticket"]))
+        quote = Quote(subject=f"Quote for {key}", client_id=account["client"],
+                      stage=QuoteStage.DELIVERED.value, valid_until=date.today(),
+                      currency_id=db.session.get(Client, account["client"]).currency_id)
+        db.session.add(quote)
+        db.session.flush()
         return {"email_message": email.id, "membership": owner.id, "invitation": invitation.id,
-                "order": order.id, "pay_method": pay_method.id, "reply": reply}
+                "order": order.id, "pay_method": pay_method.id, "reply": reply,
+                "quote": quote.id}
 
 
 def routes_with_client_records(app):
@@ -140,7 +155,9 @@ def test_every_portal_route_answers_404_for_another_clients_record(app, client_a
                       "portal.account_user_permissions", "portal.remove_account_user",
                       "portal.cancel_account_invitation", "portal.order_complete",
                       "portal.pay_invoice", "portal.payment_return",
-                      "portal.delete_payment_method", "portal.ticket_rate"}
+                      "portal.delete_payment_method", "portal.ticket_rate",
+                      "portal.quote", "portal.quote_pdf", "portal.quote_accept",
+                      "portal.domain_addon", "portal.domain_epp_code", "portal.domain_renew"}
     # Nothing of B's changed or was logged.
     assert activity_count(app, b["client"]) == before
     with app.app_context():
