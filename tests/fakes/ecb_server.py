@@ -8,34 +8,23 @@ answer 503. `hits` counts the requests.
 """
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import quoteattr
 
 import pytest
 
+from tests.fakes.base import FakeHandler, FakeServer, serving
+
 FEED_PATH = "/stats/eurofxref/eurofxref-daily.xml"
 
 
-class FakeEcb:
+class FakeEcb(FakeServer):
     def __init__(self) -> None:
+        super().__init__(_handler_for(self))
         self.day = "2026-04-01"
         self.rates: dict[str, str] = {}
         self.down = False
         self.hits = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.feed_url = self.base_url + FEED_PATH
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeEcb":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def document(self) -> bytes:
         cubes = "\n".join(f"\t\t\t<Cube currency={quoteattr(code)} rate={quoteattr(rate)}/>"
@@ -52,10 +41,7 @@ class FakeEcb:
 
 
 def _handler_for(fake: FakeEcb):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             fake.hits += 1
             if fake.down:
@@ -64,11 +50,7 @@ def _handler_for(fake: FakeEcb):
                 status, body, kind = 404, b"<html>Not Found</html>", "text/html"
             else:
                 status, body, kind = 200, fake.document(), "text/xml"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send(status, body, kind)
 
     return Handler
 
@@ -76,11 +58,6 @@ def _handler_for(fake: FakeEcb):
 @pytest.fixture
 def fake_ecb(app):
     """A running fake ECB feed with the app pointed at it."""
-    fake = FakeEcb().start()
-    previous = {key: app.config.get(key) for key in ("EXCHANGE_RATES_URL", "EXCHANGE_RATES_TIMEOUT_SECONDS")}
-    app.config.update(EXCHANGE_RATES_URL=fake.feed_url, EXCHANGE_RATES_TIMEOUT_SECONDS=2)
-    try:
+    fake = FakeEcb()
+    with serving(app, fake, EXCHANGE_RATES_URL=fake.feed_url, EXCHANGE_RATES_TIMEOUT_SECONDS=2):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)

@@ -15,15 +15,17 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
+from tests.fakes.base import FakeHandler, FakeServer, serving
+
 API_USER, API_KEY, CLIENT_IP = "tallyapi", "nc-secret-key-123", "203.0.113.7"
 CONTACT_FIELDS = ("FirstName", "LastName", "Address1", "City", "StateProvince", "PostalCode",
                   "Country", "Phone", "EmailAddress")
+XML = "text/xml; charset=utf-8"
 TRANSFERABLE = {"com", "net", "org", "info", "biz", "us", "co", "me", "tv", "cc", "ca", "mobi"}
 
 
@@ -44,8 +46,9 @@ def _us_date(day: date) -> str:
     return f"{day.month:02d}/{day.day:02d}/{day.year}"
 
 
-class FakeNamecheap:
+class FakeNamecheap(FakeServer):
     def __init__(self) -> None:
+        super().__init__(_handler_for(self))
         self.domains: dict[str, dict] = {}
         self.taken: set[str] = set()
         self.premium: set[str] = set()
@@ -54,18 +57,7 @@ class FakeNamecheap:
         self.today = date.today()
         self._next_id = 1000
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xml.response"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeNamecheap":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.url = self.base_url + "/xml.response"
 
     def own(self, name: str, expires: date, locked: bool = True,
             nameservers: tuple[str, ...] = ("dns1.registrar-servers.com",
@@ -242,15 +234,12 @@ def envelope(command: str, body: str | None, error: NamecheapError | None) -> st
 
 
 def _handler_for(fake: FakeNamecheap):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             self._answer("GET", dict(parse_qsl(urlsplit(self.path).query)))
 
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            raw = self.read_body().decode()
             self._answer("POST", dict(parse_qsl(raw)))
 
         def _answer(self, method: str, params: dict) -> None:
@@ -258,24 +247,13 @@ def _handler_for(fake: FakeNamecheap):
             if fake.failure == "slow":
                 time.sleep(2)
             if fake.failure == "http_500" or urlsplit(self.path).path != "/xml.response":
-                return self._send(500 if fake.failure else 404, "Server Error")
+                return self.send(500 if fake.failure else 404, b"Server Error", XML)
             command = (params.get("Command") or "").lower()
             try:
                 payload = envelope(params.get("Command") or "", fake.handle(params), None)
             except NamecheapError as error:
                 payload = envelope(command, None, error)
-            self._send(200, payload)
-
-        def _send(self, status: int, text: str) -> None:
-            body = text.encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # the client timed out
-                pass
+            self.send(200, payload.encode(), XML)
 
     return Handler
 
@@ -286,15 +264,9 @@ def fake_namecheap(app, db):
     the app's ClientIp set to the whitelisted address."""
     from app.models.domains import Registrar
 
-    fake = FakeNamecheap().start()
-    previous = {key: app.config.get(key) for key in ("NAMECHEAP_CLIENT_IP",
-                                                      "NAMECHEAP_TIMEOUT_SECONDS")}
-    app.config.update(NAMECHEAP_CLIENT_IP=CLIENT_IP, NAMECHEAP_TIMEOUT_SECONDS=1)
-    db.session.add(Registrar(module="namecheap", display_name="Namecheap", enabled=True,
-                             test_mode=True, username=API_USER, api_key=API_KEY, api_url=fake.url))
-    db.session.flush()
-    try:
+    fake = FakeNamecheap()
+    with serving(app, fake, NAMECHEAP_CLIENT_IP=CLIENT_IP, NAMECHEAP_TIMEOUT_SECONDS=1):
+        db.session.add(Registrar(module="namecheap", display_name="Namecheap", enabled=True,
+                                 test_mode=True, username=API_USER, api_key=API_KEY, api_url=fake.url))
+        db.session.flush()
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)

@@ -7,31 +7,20 @@ ldhName, status, events with "registration" and "expiration") for names in
 Every requested path is kept in `requests`."""
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
-class FakeRdap:
+
+class FakeRdap(FakeServer):
     def __init__(self) -> None:
+        super().__init__(_handler_for(self))
+        self.base_url += "/"   # RDAP bases end in a slash (RFC 9224)
         self.registered: dict[str, str] = {}   # name -> expiration date "YYYY-MM-DD"
         self.failure: str | None = None
         self.requests: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeRdap":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def register(self, name: str, expires: str = "2030-01-15") -> None:
         self.registered[name] = expires
@@ -60,22 +49,11 @@ class FakeRdap:
 
 
 def _handler_for(fake: FakeRdap):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             fake.requests.append(self.path)
             status, answer = fake.answer(self.path)
-            payload = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/rdap+json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):  # the client timed out
-                pass
+            self.send_json(status, answer, "application/rdap+json")
 
     return Handler
 
@@ -83,12 +61,6 @@ def _handler_for(fake: FakeRdap):
 @pytest.fixture
 def fake_rdap(app):
     """A running fake RDAP service with the app pointed at it for every TLD."""
-    fake = FakeRdap().start()
-    keys = ("RDAP_BASE_URL", "RDAP_TIMEOUT_SECONDS")
-    previous = {key: app.config.get(key) for key in keys}
-    app.config.update(RDAP_BASE_URL=fake.base_url, RDAP_TIMEOUT_SECONDS=1)
-    try:
+    fake = FakeRdap()
+    with serving(app, fake, RDAP_BASE_URL=fake.base_url, RDAP_TIMEOUT_SECONDS=1):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)

@@ -10,31 +10,20 @@ Every request body is kept in `requests` (with its path and Content-Type).
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
-class FakeVies:
+
+class FakeVies(FakeServer):
     def __init__(self) -> None:
+        super().__init__(_handler_for(self))
         # (countryCode, vatNumber) -> (name, address)
         self.registered: dict[tuple[str, str], tuple[str, str]] = {}
         self.failure: str | None = None
         self.requests: list[dict] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeVies":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def register(self, country_code: str, number: str, name: str, address: str) -> None:
         self.registered[(country_code, number)] = (name, address)
@@ -60,12 +49,9 @@ class FakeVies:
 
 
 def _handler_for(fake: FakeVies):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
+    class Handler(FakeHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.read_body()
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
@@ -78,12 +64,7 @@ def _handler_for(fake: FakeVies):
                 status, answer = 400, {"actionSucceed": False, "errorWrappers": [{"error": "INVALID_INPUT"}]}
             else:
                 status, answer = fake.answer(body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send_json(status, answer)
 
     return Handler
 
@@ -91,11 +72,6 @@ def _handler_for(fake: FakeVies):
 @pytest.fixture
 def fake_vies(app):
     """A running fake VIES with the app pointed at it."""
-    fake = FakeVies().start()
-    previous = {key: app.config.get(key) for key in ("VIES_API_BASE", "VIES_TIMEOUT_SECONDS")}
-    app.config.update(VIES_API_BASE=fake.base_url, VIES_TIMEOUT_SECONDS=2)
-    try:
+    fake = FakeVies()
+    with serving(app, fake, VIES_API_BASE=fake.base_url, VIES_TIMEOUT_SECONDS=2):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)
