@@ -18,6 +18,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import yaml
 from flask import current_app, g, request
 from flask_appbuilder.api import ModelRestApi, expose, permission_name, protect, safe
 from flask_appbuilder.api.convert import Model2SchemaConverter
@@ -342,6 +343,31 @@ ApiCredentialApi = api(api_models.ApiCredential, "ApiCredentialApi", "api_creden
 ApiCallLogApi = api(api_models.ApiCallLog, "ApiCallLogApi", "api_call_log", **READ_ONLY)
 
 
+def openapi_post(summary: str, done: str, body: dict | None = None, required: tuple = (),
+                 responses: dict | None = None):
+    """Decorator: the OpenAPI text of a POST /<resource>/<pk>/<action> endpoint. FAB
+    reads it from the docstring after '---'; what every action shares is written once here."""
+    answers = {200: {"description": done,
+                     "content": {"application/json": {"schema": {"type": "object"}}}},
+               **{code: {"$ref": f"#/components/responses/{code}"} for code in (401, 404, 422)},
+               **(responses or {})}
+    operation = {"summary": summary,
+                 "parameters": [{"in": "path", "schema": {"type": "integer"}, "name": "pk"}],
+                 "responses": answers}
+    if body:
+        schema = {"type": "object", "properties": body}
+        if required:
+            schema["required"] = list(required)
+        operation["requestBody"] = {"content": {"application/json": {"schema": schema}}}
+        if required:
+            operation["requestBody"]["required"] = True
+
+    def document(function):
+        function.__doc__ = f"{function.__doc__.rstrip()}\n---\n{yaml.safe_dump({'post': operation})}"
+        return function
+    return document
+
+
 def _money_answer(invoice: billing.Invoice, **extra) -> dict:
     return {"invoice_id": invoice.id, "number": invoice.number, "status": invoice.status,
             "total": f"{money(invoice.total):.2f}", "amount_paid": f"{money(invoice.amount_paid):.2f}",
@@ -360,52 +386,18 @@ class InvoiceApi(TallyModelApi):
     @protect()
     @safe
     @permission_name("payment")
+    @openapi_post("Record a payment for an invoice", "Payment applied",
+                  body={"amount": {"type": "string",
+                                   "description": "Amount in the currency of the invoice, such as 50.00"},
+                        "gateway": {"type": "string"},
+                        "transaction_id": {"type": "string",
+                                           "description": "The gateway's id; a repeated id is refused"},
+                        "fees": {"type": "string"}},
+                  required=("amount", "gateway"),
+                  responses={400: {"$ref": "#/components/responses/400"},
+                             409: {"description": "This gateway transaction was applied already"}})
     def payment(self, pk: int):
-        """Record a payment received for the invoice (payments.apply_payment).
-        ---
-        post:
-          summary: Record a payment for an invoice
-          parameters:
-          - in: path
-            schema:
-              type: integer
-            name: pk
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  type: object
-                  required: [amount, gateway]
-                  properties:
-                    amount:
-                      type: string
-                      description: Amount in the currency of the invoice, such as 50.00
-                    gateway:
-                      type: string
-                    transaction_id:
-                      type: string
-                      description: The gateway's id; a repeated id is refused
-                    fees:
-                      type: string
-          responses:
-            200:
-              description: Payment applied
-              content:
-                application/json:
-                  schema:
-                    type: object
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              description: This gateway transaction was applied already
-            422:
-              $ref: '#/components/responses/422'
-        """
+        """Record a payment received for the invoice (payments.apply_payment)."""
         body = json_body()
         if body is None:
             return self.response_400(message="Send a JSON object: amount, gateway, transaction_id")
@@ -443,43 +435,12 @@ class OrderApi(TallyModelApi):
     @protect()
     @safe
     @permission_name("accept")
+    @openapi_post("Accept an order", "Accepted",
+                  body={name: {"type": "boolean"}
+                        for name in ("run_module", "send_email", "send_to_registrar")})
     def accept(self, pk: int):
         """Accept a pending order: its services are set up through their module, its
-        domains sent to the registrar (lifecycle.accept_order).
-        ---
-        post:
-          summary: Accept an order
-          parameters:
-          - in: path
-            schema:
-              type: integer
-            name: pk
-          requestBody:
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    run_module:
-                      type: boolean
-                    send_email:
-                      type: boolean
-                    send_to_registrar:
-                      type: boolean
-          responses:
-            200:
-              description: Accepted
-              content:
-                application/json:
-                  schema:
-                    type: object
-            401:
-              $ref: '#/components/responses/401'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/422'
-        """
+        domains sent to the registrar (lifecycle.accept_order)."""
         from app.orders import lifecycle
         from app.orders.cart import OrderError
 
@@ -528,38 +489,9 @@ class ServiceApi(TallyModelApi):
     @protect()
     @safe
     @permission_name("suspend")
+    @openapi_post("Suspend a service", "Suspended", body={"reason": {"type": "string"}})
     def suspend(self, pk: int):
-        """Suspend the service through its provisioning module.
-        ---
-        post:
-          summary: Suspend a service
-          parameters:
-          - in: path
-            schema:
-              type: integer
-            name: pk
-          requestBody:
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    reason:
-                      type: string
-          responses:
-            200:
-              description: Suspended
-              content:
-                application/json:
-                  schema:
-                    type: object
-            401:
-              $ref: '#/components/responses/401'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/422'
-        """
+        """Suspend the service through its provisioning module."""
         reason = (json_body() or {}).get("reason")
         if reason is not None and not isinstance(reason, str):
             return self.response_422(message="reason must be text")
@@ -570,60 +502,18 @@ class ServiceApi(TallyModelApi):
     @protect()
     @safe
     @permission_name("unsuspend")
+    @openapi_post("Unsuspend a service", "Unsuspended")
     def unsuspend(self, pk: int):
-        """Lift the suspension of the service through its provisioning module.
-        ---
-        post:
-          summary: Unsuspend a service
-          parameters:
-          - in: path
-            schema:
-              type: integer
-            name: pk
-          responses:
-            200:
-              description: Unsuspended
-              content:
-                application/json:
-                  schema:
-                    type: object
-            401:
-              $ref: '#/components/responses/401'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/422'
-        """
+        """Lift the suspension of the service through its provisioning module."""
         return self._command(pk, lambda: service_commands.unsuspend_service(pk, actor=rest_actor()))
 
     @expose("/<int:pk>/terminate", methods=["POST"])
     @protect()
     @safe
     @permission_name("terminate")
+    @openapi_post("Terminate a service", "Terminated")
     def terminate(self, pk: int):
-        """Terminate the service through its provisioning module.
-        ---
-        post:
-          summary: Terminate a service
-          parameters:
-          - in: path
-            schema:
-              type: integer
-            name: pk
-          responses:
-            200:
-              description: Terminated
-              content:
-                application/json:
-                  schema:
-                    type: object
-            401:
-              $ref: '#/components/responses/401'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/422'
-        """
+        """Terminate the service through its provisioning module."""
         return self._command(pk, lambda: service_commands.terminate_service(pk, actor=rest_actor()))
 
 
