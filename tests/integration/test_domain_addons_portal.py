@@ -16,7 +16,7 @@ from app.models.billing import Invoice, InvoiceItem
 from app.models.clients import Client
 from app.models.domains import Domain, DomainAddonPricing, Tld
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
-    client_a, portal_login, text_of, world,
+    client_a, text_of, world,
 )
 
 D = Decimal

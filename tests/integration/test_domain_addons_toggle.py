@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.billing import payments
-from app.models.billing import Invoice, InvoiceItem
+from app.models.billing import Invoice
 from app.models.domains import DomainAddon, DomainAddonPricing, Tld
 from app.models.system import ActivityLog
 from app.registrars.domain_addons import addon_charge, cancel_addon, order_addon
