@@ -56,7 +56,7 @@ from app.models.base import utcnow
 from app.models.billing import BillableItem, Invoice, InvoiceItem, InvoiceStatus, ItemType
 from app.models.catalog import Addon, Currency, Product
 from app.models.clients import Client, ClientGroup
-from app.models.domains import Domain, DomainStatus
+from app.models.domains import Domain, DomainStatus, addon_lines
 from app.models.orders import CancellationRequest, Service, ServiceAddon, ServiceStatus
 
 INVOICED_STATUSES = (ServiceStatus.ACTIVE.value, ServiceStatus.SUSPENDED.value)
@@ -241,6 +241,7 @@ def _load_domains(context: RunContext, low: int, high: int):
         select(Domain.id, Domain.client_id, Domain.name, Domain.recurring_amount,
                Domain.registration_period, Domain.next_invoice_date, Domain.next_due_date,
                Domain.registration_date, Domain.expiry_date,
+               Domain.dns_management, Domain.email_forwarding, Domain.id_protection,
                _billed_first_period(ItemType.DOMAIN_RENEW, Domain))
         .where(Domain.client_id.between(low, high),
                Domain.status.in_(DOMAIN_STATUSES),
@@ -382,7 +383,7 @@ def _plan_chunk(context: RunContext, low: int, high: int) -> _Plan:
                                               anchor, allowed):
             plan.lines.append(Line(row.client_id, ItemType.DOMAIN_RENEW.value, row.id,
                                    f"Domain Renewal - {row.name} - {years} Year(s) "
-                                   f"{_period_text(start, end)}",
+                                   f"{_period_text(start, end)}{addon_lines(row)}",
                                    row.recurring_amount, context.tax_domains, start, end, start,
                                    _first_answer(row, start)))
             plan.domain_dates[row.id] = following

@@ -101,6 +101,12 @@ class DomainAddon(StrEnum):
                 "id_protection": "ID Protection"}[self.value]
 
 
+def addon_lines(flags) -> str:
+    """" + ID Protection" lines for an invoice line's text (flags: a Domain, or a row
+    with its three flag columns), as WHMCS lists a renewal's addons."""
+    return "".join(f"\n + {addon.label}" for addon in DomainAddon if getattr(flags, addon.value, False))
+
+
 class DomainAddonPricing(Model):
     """The yearly price of one domain addon in one currency. A TLD offers the addon
     when its flag (Tld.dns_management ...) is on; no row, or 0, makes it free."""

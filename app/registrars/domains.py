@@ -35,7 +35,7 @@ from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
-from app.models.domains import Domain, DomainStatus, Tld
+from app.models.domains import Domain, DomainStatus, Tld, addon_lines
 from app.models.system import EmailTemplate
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.registrars.base import (
@@ -325,7 +325,7 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
     line = invoicing.InvoiceLine(
         ItemType.DOMAIN_RENEW, domain.id,
         f"Domain Renewal - {domain.name} - {years} Year(s) ({start.isoformat()} - "
-        f"{(following - timedelta(days=1)).isoformat()})",
+        f"{(following - timedelta(days=1)).isoformat()})" + addon_lines(domain),
         domain.recurring_amount, True, start, following - timedelta(days=1))
     try:
         invoice = invoicing.create_invoice(domain.client_id, [line], issue_date=today,

@@ -132,6 +132,7 @@ def test_renewals_include_the_addons(db, shop):
     assert invoice.total == D("21.50")
     line, = invoice.items
     assert (line.type, line.period_start) == ("Domain", date(2027, 12, 5))
+    assert line.description.endswith("(2027-12-05 - 2028-12-04)\n + DNS Management\n + ID Protection")
 
     # the daily run bills the following year at the same amount
     domain.next_invoice_date = date(2028, 12, 5)
@@ -141,6 +142,7 @@ def test_renewals_include_the_addons(db, shop):
     renewal = db.session.scalar(select(InvoiceItem).where(InvoiceItem.type == "Domain",
                                                           InvoiceItem.period_start == date(2028, 12, 5)))
     assert renewal.amount == D("21.50")
+    assert renewal.description.endswith("\n + DNS Management\n + ID Protection")
 
 
 def test_cart_lines_keep_email_forwarding_and_old_carts_still_read(db):
