@@ -189,68 +189,52 @@ def twofactor_start():
               "danger")
     else:
         db.session.commit()
+    return _two_factor_section()
+
+
+def _two_factor_section():
     return redirect(url_for("portal.security") + "#two-factor")
 
 
-def _code_or_page():
+def _with_code(action, done: str):
+    """Checks the posted two-factor code and runs action(user, code), committing and
+    saying `done` when it works. (result, None), or (None, the response to send): the
+    page with the form's error, or back to the section after a wrong code."""
     form = CodeForm()
     if not form.validate_on_submit():
         return None, _security_page(code_form=form, status=400)
-    return form.code.data, None
+    try:
+        result = action(current_user, form.code.data)
+    except twofactor.TwoFactorError:
+        db.session.rollback()
+        flash(_("That code is not valid (or was used already). Wait for the next code and try "
+                "again."), "danger")
+        return None, _two_factor_section()
+    db.session.commit()
+    flash(done, "success")
+    return result, None
 
 
 @portal.route("/security/two-factor/confirm", methods=["POST"])
 @client_login_required
 def twofactor_confirm():
-    code, page = _code_or_page()
-    if page is not None:
-        return page
-    try:
-        codes = twofactor.confirm_enrolment(current_user, code)
-    except twofactor.TwoFactorError:
-        db.session.rollback()
-        flash(_("That code is not valid (or was used already). Wait for the next code and try "
-                "again."), "danger")
-        return redirect(url_for("portal.security") + "#two-factor")
-    db.session.commit()
-    flash(_("Two-factor login is on."), "success")
-    return _recovery_codes_page(codes)
+    codes, response = _with_code(twofactor.confirm_enrolment, _("Two-factor login is on."))
+    return response or _recovery_codes_page(codes)
 
 
 @portal.route("/security/two-factor/recovery-codes", methods=["POST"])
 @client_login_required
 def twofactor_recovery_codes():
-    code, page = _code_or_page()
-    if page is not None:
-        return page
-    try:
-        codes = twofactor.regenerate_recovery_codes(current_user, code)
-    except twofactor.TwoFactorError:
-        db.session.rollback()
-        flash(_("That code is not valid (or was used already). Wait for the next code and try "
-                "again."), "danger")
-        return redirect(url_for("portal.security") + "#two-factor")
-    db.session.commit()
-    flash(_("New recovery codes made; the old ones no longer work."), "success")
-    return _recovery_codes_page(codes)
+    codes, response = _with_code(twofactor.regenerate_recovery_codes,
+                                 _("New recovery codes made; the old ones no longer work."))
+    return response or _recovery_codes_page(codes)
 
 
 @portal.route("/security/two-factor/disable", methods=["POST"])
 @client_login_required
 def twofactor_disable():
-    code, page = _code_or_page()
-    if page is not None:
-        return page
-    try:
-        twofactor.disable(current_user, code)
-    except twofactor.TwoFactorError:
-        db.session.rollback()
-        flash(_("That code is not valid (or was used already). Wait for the next code and try "
-                "again."), "danger")
-    else:
-        db.session.commit()
-        flash(_("Two-factor login is off."), "success")
-    return redirect(url_for("portal.security") + "#two-factor")
+    response = _with_code(twofactor.disable, _("Two-factor login is off."))[1]
+    return response or _two_factor_section()
 
 
 def _recovery_codes_page(codes: list[str]):
