@@ -41,16 +41,16 @@ import html
 import json
 import re
 import secrets
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
 BOM = b"\xef\xbb\xbf"
 CARDS = {"4111111111111111": ("Visa", True), "5424000000000015": ("MasterCard", True),
@@ -86,13 +86,13 @@ def _ok(**fields) -> dict:
     return {**fields, "messages": {"resultCode": "Ok", "message": [{"code": "I00001", "text": "Successful."}]}}
 
 
-class FakeAuthorizeNet:
+class FakeAuthorizeNet(FakeServer):
     def __init__(self, login: str = "6zT4fake9Q", transaction_key: str = "8fX9fake2Kd5wT7q",
                  signature_key: str | None = None):
+        super().__init__(_handler_for(self))
         self.login, self.transaction_key = login, transaction_key
         self.signature_key = signature_key or secrets.token_hex(64).upper()
         self.client_key = "7cFakePublicClientKey"
-        self.lock = threading.RLock()
         self.transactions: dict[str, dict] = {}
         self.profiles: dict[str, dict] = {}
         self.nonces: dict[str, dict] = {}
@@ -101,40 +101,15 @@ class FakeAuthorizeNet:
         self.batches: list[dict] = []
         self.notifications: list[dict] = []
         self.requests: list[str] = []
-        self.webhook_url: str | None = None
-        self.deliveries: list[tuple[str, int]] = []
-        self._threads: list[threading.Thread] = []
-        self._held: dict[str, int] = {}
         self._next_id = 60000000000 + secrets.randbelow(10 ** 9)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeAuthorizeNet":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.wait_for_deliveries()
-        self.server.shutdown()
-        self.server.server_close()
 
     def new_id(self) -> str:
         self._next_id += 1
         return str(self._next_id)
 
-    def hold_next_answer(self, action: str, seconds: int) -> None:
-        with self.lock:
-            self._held[action] = seconds
-
     def count(self, request_name: str) -> int:
         with self.lock:
             return self.requests.count(request_name)
-
-    def wait_for_deliveries(self) -> None:
-        for thread in list(self._threads):
-            thread.join(10)
 
     # The browser
 
@@ -240,18 +215,7 @@ class FakeAuthorizeNet:
     def _send_notification(self, notification: dict) -> None:
         self.notifications.append(notification)
         if self.webhook_url:
-            thread = threading.Thread(target=self._deliver, args=(notification,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _deliver(self, notification: dict) -> None:
-        body, headers = self.signed_delivery(notification)
-        try:
-            status = requests.post(self.webhook_url, data=body, headers=headers, timeout=10).status_code
-        except requests.RequestException:
-            status = 0
-        with self.lock:
-            self.deliveries.append((notification["eventType"], status))
+            self.deliver(notification["eventType"], *self.signed_delivery(notification))
 
     def settle(self) -> None:
         """Today's batch settles: its transactions move into a settled batch."""
@@ -546,63 +510,47 @@ class FakeAuthorizeNet:
         action = None
         if request_name == "createTransactionRequest":
             action = "refund" if b"refundTransaction" in body else "charge"
-        with self.lock:
-            return self._held.pop(action, 0) if action else 0
+        return self.take_hold(action)
 
 
 def _handler_for(fake: FakeAuthorizeNet):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):
-            pass
-
-        def _send(self, status: int, data: bytes, content_type: str, location: str | None = None) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                if location:
-                    self.send_header("Location", location)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
+    class Handler(FakeHandler):
         def do_POST(self):
             path = urlsplit(self.path).path
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.read_body()
             if path == "/xml/v1/request.api":
                 return self._api(body)
             form = dict(parse_qsl(body.decode()))
             if path == "/payment/payment":
                 page = fake.page_tokens.get(form.get("token", ""))
                 if page is None:
-                    return self._send(400, b"<p>Invalid token</p>", "text/html")
+                    return self.send(400, b"<p>Invalid token</p>", "text/html")
                 amount = html.escape(str(page["transactionRequest"]["amount"]))
                 text = (f"<form method='post' action='/fake/hosted/submit'><p>Amount {amount}</p>"
                         "<input name='cardNumber'><button>Pay</button></form>")
-                return self._send(200, text.encode(), "text/html")
+                return self.send(200, text.encode(), "text/html")
             if path == "/customer/addPayment":
                 if form.get("token", "") not in fake.profile_tokens:
-                    return self._send(400, b"<p>Invalid token</p>", "text/html")
+                    return self.send(400, b"<p>Invalid token</p>", "text/html")
                 text = ("<form method='post' action='/fake/profile/submit'><p>Add a card</p>"
                         "<input name='cardNumber'><button>Save</button></form>")
-                return self._send(200, text.encode(), "text/html")
+                return self.send(200, text.encode(), "text/html")
             if path == "/fake/profile/submit":
                 with fake.lock:
                     try:
                         location = fake.submit_profile_page(form.get("token", ""), form.get("cardNumber", ""))
                     except Refusal as refusal:
-                        return self._send(400, refusal.text.encode(), "text/plain")
-                return self._send(302, b"", "text/html", location=location)
+                        return self.send(400, refusal.text.encode(), "text/plain")
+                return self.redirect(location)
             if path == "/fake/hosted/submit":
                 with fake.lock:
                     try:
                         location = fake.submit_hosted(form.get("token", ""), form.get("cardNumber", ""),
                                                       bool(form.get("cancel")), bool(form.get("saveCard")))
                     except Refusal as refusal:
-                        return self._send(400, refusal.text.encode(), "text/plain")
-                return self._send(302, b"", "text/html", location=location)
-            self._send(404, b"not found", "text/plain")
+                        return self.send(400, refusal.text.encode(), "text/plain")
+                return self.redirect(location)
+            self.send(404, b"not found", "text/plain")
 
         def _api(self, body: bytes) -> None:
             with fake.lock:
@@ -618,21 +566,16 @@ def _handler_for(fake: FakeAuthorizeNet):
             hold = fake.held_for(name, body)
             if hold:
                 time.sleep(hold)
-            self._send(200, _encode(answer), "application/json; charset=utf-8")
+            self.send(200, _encode(answer), "application/json; charset=utf-8")
 
     return Handler
 
 
 @pytest.fixture
 def fake_authorizenet(app):
-    fake = FakeAuthorizeNet().start()
-    previous = {key: app.config.get(key) for key in ("AUTHORIZENET_API_BASE", "GATEWAY_TIMEOUT_SECONDS")}
-    app.config.update(AUTHORIZENET_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2)
-    try:
+    fake = FakeAuthorizeNet()
+    with serving(app, fake, AUTHORIZENET_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)
 
 
 def add_authorizenet_gateway(fake: FakeAuthorizeNet, **fields):

@@ -25,14 +25,14 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
@@ -45,43 +45,17 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class FakeBTCPay:
+class FakeBTCPay(FakeServer):
     def __init__(self, api_key: str | None = None, webhook_secret: str | None = None):
+        super().__init__(_handler_for(self))
         self.api_key = api_key or secrets.token_hex(20)
         self.webhook_secret = webhook_secret or _id(30)
         self.store_id = _id(44)
         self.webhook_id = _id(22)
-        self.lock = threading.RLock()
         self.invoices: dict[str, dict] = {}
         self.pull_payments: dict[str, dict] = {}
         self.events: list[dict] = []
         self.requests: list[tuple[str, str]] = []
-        self.webhook_url: str | None = None
-        self.deliveries: list[tuple[str, int]] = []
-        self._threads: list[threading.Thread] = []
-        self._held: dict[str, int] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakeBTCPay":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.wait_for_deliveries()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def wait_for_deliveries(self) -> None:
-        for thread in list(self._threads):
-            thread.join(10)
-
-    def hold_next_answer(self, action: str, seconds: int) -> None:
-        """Do the next such request ("refund"), then answer too late."""
-        with self.lock:
-            self._held[action] = seconds
 
     def count(self, method: str, pattern: str) -> int:
         with self.lock:
@@ -136,18 +110,7 @@ class FakeBTCPay:
                  "metadata": json.loads(json.dumps(invoice["metadata"])), **fields}
         self.events.append(event)
         if self.webhook_url:
-            thread = threading.Thread(target=self._deliver, args=(event,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _deliver(self, event: dict) -> None:
-        body, headers = self.signed_delivery(event)
-        try:
-            status = requests.post(self.webhook_url, data=body, headers=headers, timeout=10).status_code
-        except requests.RequestException:
-            status = 0
-        with self.lock:
-            self.deliveries.append((event["type"], status))
+            self.deliver(event_type, *self.signed_delivery(event))
 
     def signed_delivery(self, event: dict, secret: str | None = None) -> tuple[bytes, dict]:
         body = json.dumps(event).encode()
@@ -249,39 +212,24 @@ class FakeBTCPay:
 
 
 def _handler_for(fake: FakeBTCPay):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):
-            pass
-
-        def _send(self, status: int, data: bytes, content_type: str) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
+    class Handler(FakeHandler):
         def _serve(self, method: str) -> None:
             path = urlsplit(self.path).path
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.read_body()
             if method == "GET" and path.startswith("/i/"):
                 invoice = fake.invoices.get(path[3:])
                 if invoice is None:
-                    return self._send(404, b"Invoice not found", "text/html")
+                    return self.send(404, b"Invoice not found", "text/html")
                 page = f"<h1>Pay with Bitcoin</h1><p>{invoice['_btc_due']} BTC to {invoice['_address']}</p>"
-                return self._send(200, page.encode(), "text/html")
+                return self.send(200, page.encode(), "text/html")
             with fake.lock:
                 try:
                     status, answer = fake.handle(method, path, self.headers, body)
                 except ValueError:
                     status, answer = 400, {"code": "invalid-json", "message": "The request body is not JSON"}
             if method == "POST" and path.endswith("/refund"):
-                with fake.lock:
-                    hold = fake._held.pop("refund", 0)
-                time.sleep(hold)
-            self._send(status, json.dumps(answer).encode(), "application/json")
+                time.sleep(fake.take_hold("refund"))
+            self.send_json(status, answer)
 
         def do_GET(self):
             self._serve("GET")
@@ -294,14 +242,8 @@ def _handler_for(fake: FakeBTCPay):
 
 @pytest.fixture
 def fake_btcpay(app):
-    fake = FakeBTCPay().start()
-    previous = app.config.get("GATEWAY_TIMEOUT_SECONDS")
-    app.config.update(GATEWAY_TIMEOUT_SECONDS=2)
-    try:
+    with serving(app, FakeBTCPay(), GATEWAY_TIMEOUT_SECONDS=2) as fake:
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(GATEWAY_TIMEOUT_SECONDS=previous)
 
 
 def add_btcpay_gateway(fake: FakeBTCPay, **fields):

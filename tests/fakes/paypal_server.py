@@ -20,15 +20,15 @@ import base64
 import json
 import re
 import secrets
-import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
+
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
 
 def _id(length: int = 17) -> str:
@@ -47,11 +47,11 @@ class PayPalFailure(Exception):
                      "details": [{"issue": issue, "description": description}]}
 
 
-class FakePayPal:
+class FakePayPal(FakeServer):
     def __init__(self, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret",
                  webhook_id: str = "WH-FAKE-0001"):
+        super().__init__(_handler_for(self))
         self.client_id, self.client_secret, self.webhook_id = client_id, client_secret, webhook_id
-        self.lock = threading.RLock()
         self.tokens: set[str] = set()
         self.orders: dict[str, dict] = {}
         self.captures: dict[str, dict] = {}
@@ -60,36 +60,10 @@ class FakePayPal:
         self.transmissions: dict[str, dict] = {}
         self.events: list[dict] = []
         self.requests: list[tuple[str, str]] = []
-        self.webhook_url: str | None = None
-        self.deliveries: list[tuple[str, int]] = []
-        self._threads: list[threading.Thread] = []
-        self._held: dict[str, int] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "FakePayPal":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        for thread in self._threads:
-            thread.join(10)
-        self.server.shutdown()
-        self.server.server_close()
-
-    def hold_next_answer(self, action: str, seconds: int) -> None:
-        with self.lock:
-            self._held[action] = seconds
 
     def count(self, method: str, pattern: str) -> int:
         with self.lock:
             return sum(1 for m, path in self.requests if m == method and re.fullmatch(pattern, path))
-
-    def wait_for_deliveries(self) -> None:
-        for thread in list(self._threads):
-            thread.join(10)
 
     # The buyer at PayPal
 
@@ -127,18 +101,7 @@ class FakePayPal:
                  "links": []}
         self.events.append(event)
         if self.webhook_url:
-            thread = threading.Thread(target=self._deliver, args=(event,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _deliver(self, event: dict) -> None:
-        body, headers = self.signed_delivery(event)
-        try:
-            status = requests.post(self.webhook_url, data=body, headers=headers, timeout=10).status_code
-        except requests.RequestException:
-            status = 0
-        with self.lock:
-            self.deliveries.append((event["event_type"], status))
+            self.deliver(event_type, *self.signed_delivery(event))
 
     # The API
 
@@ -297,26 +260,13 @@ class FakePayPal:
 
     def held_for(self, path: str) -> int:
         action = "capture" if path.endswith("/capture") else "refund" if path.endswith("/refund") else path
-        with self.lock:
-            return self._held.pop(action, 0)
+        return self.take_hold(action)
 
 
 def _handler_for(fake: FakePayPal):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):
-            pass
-
+    class Handler(FakeHandler):
         def _respond(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Paypal-Debug-Id", _id(13).lower())
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            self.send_json(status, body, headers={"Paypal-Debug-Id": _id(13).lower()})
 
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -326,13 +276,8 @@ def _handler_for(fake: FakePayPal):
                         location = fake.approve(url.path.rsplit("/", 1)[-1])
                     except PayPalFailure as failure:
                         return self._respond(failure.status, failure.body)
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
+                return self.redirect(location)
+            body = self.read_body().decode()
             with fake.lock:
                 try:
                     status, answer = fake.handle(method, url.path, self.headers, body)
@@ -354,14 +299,9 @@ def _handler_for(fake: FakePayPal):
 
 @pytest.fixture
 def fake_paypal(app):
-    fake = FakePayPal().start()
-    previous = {key: app.config.get(key) for key in ("PAYPAL_API_BASE", "GATEWAY_TIMEOUT_SECONDS")}
-    app.config.update(PAYPAL_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2)
-    try:
+    fake = FakePayPal()
+    with serving(app, fake, PAYPAL_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)
 
 
 def add_paypal_gateway(fake: FakePayPal, **fields):

@@ -34,14 +34,14 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
+
+from tests.fakes.base import FakeHandler, FakeServer, serving
 
 API_VERSION = "2025-09-30.clover"
 
@@ -128,51 +128,25 @@ def _truthy(value) -> bool:
     return str(value).lower() == "true"
 
 
-class FakeStripe:
+class FakeStripe(FakeServer):
     def __init__(self, secret_key: str = "sk_test_fake4TallyhostTests",
                  publishable_key: str = "pk_test_fake4TallyhostTests",
                  webhook_secret: str = "whsec_fake4TallyhostTests"):
+        super().__init__(_handler_for(self))
         self.secret_key = secret_key
         self.publishable_key = publishable_key
         self.webhook_secret = webhook_secret
-        self.lock = threading.RLock()
         self.objects: dict[str, dict] = {}
         self.idempotency: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.events: list[dict] = []
-        self.webhook_url: str | None = None
-        self.deliveries: list[tuple[str, int]] = []
-        self._delivery_threads: list[threading.Thread] = []
-        self._held: dict[str, int] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    # Running
-
-    def start(self) -> "FakeStripe":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.wait_for_deliveries()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def hold_next_answer(self, action: str, seconds: int) -> None:
-        """The next request of this action (e.g. 'confirm', 'create_payment_intent',
-        'refund') is carried out, then answered only after `seconds`."""
-        with self.lock:
-            self._held[action] = seconds
+    # Running: start, stop, wait_for_deliveries and hold_next_answer come from FakeServer
+    # (actions held: 'confirm', 'create_payment_intent', 'refund')
 
     def count(self, method: str, pattern: str) -> int:
         with self.lock:
             return sum(1 for m, path in self.requests if m == method and re.fullmatch(pattern, path))
-
-    def wait_for_deliveries(self, timeout: int = 10) -> None:
-        for thread in list(self._delivery_threads):
-            thread.join(timeout)
 
     # What a browser does with Stripe.js (the card never passes through the app)
 
@@ -234,19 +208,7 @@ class FakeStripe:
         event = json.loads(payload)
         self.events.append(event)
         if self.webhook_url:
-            thread = threading.Thread(target=self._deliver, args=(payload,), daemon=True)
-            self._delivery_threads.append(thread)
-            thread.start()
-
-    def _deliver(self, payload: str) -> None:
-        try:
-            answer = requests.post(self.webhook_url, data=payload.encode(),
-                                   headers=self.signed(payload), timeout=10)
-            status = answer.status_code
-        except requests.RequestException:
-            status = 0
-        with self.lock:
-            self.deliveries.append((json.loads(payload)["type"], status))
+            self.deliver(event_type, payload.encode(), self.signed(payload))
 
     # Objects
 
@@ -755,29 +717,14 @@ class FakeStripe:
         action = ("confirm" if path.endswith("/confirm") else
                   "create_payment_intent" if path == "/v1/payment_intents" else
                   "refund" if path == "/v1/refunds" else path)
-        with self.lock:
-            return self._held.pop(action, 0)
+        return self.take_hold(action)
 
 
 def _handler_for(fake: FakeStripe):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):  # quiet, like a remote service
-            pass
-
+    class Handler(FakeHandler):
         def _respond(self, status: int, body: dict, headers: dict | None = None) -> None:
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", new_id("req"))
-                self.send_header("Stripe-Version", API_VERSION)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting
+            self.send_json(status, body, headers={"Request-Id": new_id("req"),
+                                                  "Stripe-Version": API_VERSION, **(headers or {})})
 
         def _api(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -787,8 +734,7 @@ def _handler_for(fake: FakeStripe):
                 return self._checkout_page(url)
             if url.path == "/favicon.ico":  # a browser on the hosted page asks for it
                 return self._respond(404, {})
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
+            body = self.read_body().decode()
             try:
                 params = decode_form(parse_qsl(url.query if method == "GET" else body,
                                                keep_blank_values=True))
@@ -811,10 +757,7 @@ def _handler_for(fake: FakeStripe):
                     location = fake.authenticate(intent_id, succeed)
                 except StripeFailure as failure:
                     return self._respond(failure.status, {"error": failure.error})
-            self.send_response(302)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.redirect(location)
 
         def _checkout_page(self, url) -> None:
             session_id = url.path.rsplit("/", 1)[-1]
@@ -829,10 +772,7 @@ def _handler_for(fake: FakeStripe):
                         location = fake.pay_checkout(session_id, query.get("card", ""))
                 except StripeFailure as failure:
                     return self._respond(failure.status, {"error": failure.error})
-            self.send_response(302)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.redirect(location)
 
         def _checkout_form(self, path: str) -> None:
             """The hosted page as a browser sees it: a card number and a Pay button."""
@@ -841,11 +781,7 @@ def _handler_for(fake: FakeStripe):
                     '<label>Card number <input name="card" id="card-number"></label>'
                     '<button type="submit" id="pay">Pay</button></form>'
                     f'<a href="{path}?outcome=cancel" id="cancel">Back</a></body></html>').encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
+            self.send(200, page, "text/html; charset=utf-8")
 
         def do_GET(self):
             self._api("GET")
@@ -861,14 +797,9 @@ def _handler_for(fake: FakeStripe):
 @pytest.fixture
 def fake_stripe(app):
     """A running fake Stripe, with the app pointed at it (short timeouts)."""
-    fake = FakeStripe().start()
-    previous = {key: app.config.get(key) for key in ("STRIPE_API_BASE", "GATEWAY_TIMEOUT_SECONDS")}
-    app.config.update(STRIPE_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2)
-    try:
+    fake = FakeStripe()
+    with serving(app, fake, STRIPE_API_BASE=fake.base_url, GATEWAY_TIMEOUT_SECONDS=2):
         yield fake
-    finally:
-        fake.stop()
-        app.config.update(previous)
 
 
 def stripe_gateway_row(fake: FakeStripe, payment_page: str = "checkout", **fields):
