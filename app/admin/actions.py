@@ -294,20 +294,34 @@ class EngineActions:
     def back_to(self, record):
         return redirect(url_for(f"{self.endpoint}.show", pk=record.id))
 
+    # The engine's refusals shown to staff, and what a concurrent change is called.
+    refusals: tuple[type[Exception], ...] = (BillingError, ServiceCommandError, GatewayError)
+    conflict_message = ("Nothing was changed: the change conflicts with another one made at "
+                        "the same time. Reload the page and try again.")
+
     def run(self, work, on_success) -> bool:
         """work() in one transaction; flash on_success(result) or the refusal."""
         try:
             with unit_of_work():
                 result = work()
-        except (BillingError, ServiceCommandError, GatewayError) as error:
+        except self.refusals as error:
             flash(f"Nothing was changed: {sentence(error)}", "danger")
             return False
         except IntegrityError:
-            flash("Nothing was changed: the change conflicts with another one made at the "
-                  "same time. Reload the page and try again.", "danger")
+            flash(self.conflict_message, "danger")
             return False
         flash(on_success(result), "success")
         return True
+
+    def form_done(self, record, form, work, on_success) -> bool:
+        """The action's form was posted valid and work() done (on_success flashed). After
+        a refusal the record is read again, for the form page shown instead."""
+        if not form.validate_on_submit():
+            return False
+        if self.run(work, on_success):
+            return True
+        db.session.refresh(record)
+        return False
 
     def form_page(self, record, form, title: str, submit: str, *, facts=(), intro: str = "",
                   danger: bool = False, template: str = FORM_TEMPLATE, **context):
@@ -387,16 +401,15 @@ class ClientActions(EngineActions):
     def _credit_page(self, pk: int, adding: bool):
         client = self.record_or_404(pk)
         form = CreditForm()
-        if form.validate_on_submit():
-            change = credit.add_credit if adding else credit.remove_credit
-            done = self.run(
+        change = credit.add_credit if adding else credit.remove_credit
+        if self.form_done(
+                client, form,
                 lambda: change(client.id, form.amount.amount, form.description.data,
                                actor=current_actor()),
                 lambda entry: f"{client.currency.format(abs(entry.amount))} credit "
                               f"{'added' if adding else 'removed'}: the balance is now "
-                              f"{client.currency.format(entry.balance_after)}.")
-            if done:
-                return self.back_to(client)
+                              f"{client.currency.format(entry.balance_after)}."):
+            return self.back_to(client)
         return self.form_page(
             client, form, f"{'Add' if adding else 'Remove'} credit: {client.full_name}",
             "Add credit" if adding else "Remove credit",
@@ -561,16 +574,15 @@ class InvoiceActions(EngineActions):
         form = ApplyCreditForm()
         if request.method == "GET":
             form.amount.data = money_text(client_payments.applicable_credit(invoice))
-        if form.validate_on_submit():
-            if self.run(lambda: credit.apply_credit_to_invoice(invoice.id, form.amount.amount,
-                                                               actor=current_actor()),
-                        lambda entry: f"{invoice.currency.format(-entry.amount)} credit applied "
-                                      f"to invoice {invoicing.invoice_label(invoice)}: balance "
-                                      f"{invoice.currency.format(invoice.balance)}, "
-                                      f"{invoice.status}; credit left "
-                                      f"{invoice.currency.format(entry.balance_after)}."):
-                return self.back_to(invoice)
-            db.session.refresh(invoice)
+        if self.form_done(invoice, form,
+                          lambda: credit.apply_credit_to_invoice(invoice.id, form.amount.amount,
+                                                                 actor=current_actor()),
+                          lambda entry: f"{invoice.currency.format(-entry.amount)} credit applied "
+                                        f"to invoice {invoicing.invoice_label(invoice)}: balance "
+                                        f"{invoice.currency.format(invoice.balance)}, "
+                                        f"{invoice.status}; credit left "
+                                        f"{invoice.currency.format(entry.balance_after)}."):
+            return self.back_to(invoice)
         client = invoice.client
         return self.form_page(
             invoice, form, f"Apply credit: invoice {invoicing.invoice_label(invoice)}",
@@ -583,12 +595,11 @@ class InvoiceActions(EngineActions):
     def cancel_invoice(self, pk):
         invoice = self.record_or_404(pk)
         form = CancelInvoiceForm()
-        if form.validate_on_submit():
-            if self.run(lambda: invoicing.cancel_invoice(invoice.id, actor=current_actor(),
-                                                         reason=form.reason.data),
-                        lambda cancelled: f"Invoice {invoicing.invoice_label(cancelled)} cancelled."):
-                return self.back_to(invoice)
-            db.session.refresh(invoice)
+        if self.form_done(invoice, form,
+                          lambda: invoicing.cancel_invoice(invoice.id, actor=current_actor(),
+                                                           reason=form.reason.data),
+                          lambda cancelled: f"Invoice {invoicing.invoice_label(cancelled)} cancelled."):
+            return self.back_to(invoice)
         return self.form_page(
             invoice, form, f"Cancel invoice {invoicing.invoice_label(invoice)}", "Cancel invoice",
             facts=invoice_figures(invoice), danger=True,
@@ -673,12 +684,10 @@ class TransactionActions(EngineActions):
         form = RefundForm()
         if request.method == "GET":
             form.amount.data = money_text(staff_actions.refundable_amount(payment.id))
-        if form.validate_on_submit():
-            if self.run(lambda: self._refund(payment, form),
-                        lambda result: refund_outcome(result, REFUND_WHERE[form.refund_to.data]
-                                                      .format(gateway=payment.gateway))):
-                return self.back_to(payment)
-            db.session.refresh(payment)
+        if self.form_done(payment, form, lambda: self._refund(payment, form),
+                          lambda result: refund_outcome(result, REFUND_WHERE[form.refund_to.data]
+                                                        .format(gateway=payment.gateway))):
+            return self.back_to(payment)
         fmt = payment.currency.format
         return self.form_page(
             payment, form, f"Refund: {payment!r}", "Record refund", facts=[
@@ -731,11 +740,9 @@ class ServiceActions(EngineActions):
                      intro: str = ""):
         service = self.record_or_404(pk)
         form = form_class()
-        if form.validate_on_submit():
-            if self.run(lambda: work(service, form),
-                        lambda result: f"{service_label(service)} {verb}: {result.message}"):
-                return self.back_to(service)
-            db.session.refresh(service)
+        if self.form_done(service, form, lambda: work(service, form),
+                          lambda result: f"{service_label(service)} {verb}: {result.message}"):
+            return self.back_to(service)
         return self.form_page(service, form, f"{submit}: {service_label(service)}", submit,
                               danger=danger, intro=intro,
                               facts=[("Client", service.client.full_name),

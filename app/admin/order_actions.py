@@ -11,14 +11,11 @@ from flask import flash, redirect, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField
 
 from app.activity import current_actor
 from app.admin.actions import ButtonForm, EngineActions, sentence, text_box
 from app.billing.errors import BillingError
-from app.billing.numbering_counter import unit_of_work
-from app.extensions import db
 from app.models.orders import OrderStatus
 from app.orders import lifecycle
 from app.orders.cart import OrderError
@@ -43,6 +40,7 @@ def order_facts(order) -> list[tuple[str, str]]:
 
 class OrderActions(EngineActions):
     action_permissions = ("accept", "set_pending", "cancel_order", "mark_fraud", "delete_order")
+    refusals = (OrderError, BillingError, ServiceCommandError)
 
     def record_title(self, order) -> str:
         return f"Order {order.order_number}"
@@ -62,29 +60,13 @@ class OrderActions(EngineActions):
             if status in (OrderStatus.CANCELLED, OrderStatus.FRAUD) else None,
         ]
 
-    def run(self, work, on_success) -> bool:
-        """EngineActions.run, also showing the order engine's refusals."""
-        try:
-            with unit_of_work():
-                result = work()
-        except (OrderError, BillingError, ServiceCommandError) as error:
-            flash(f"Nothing was changed: {sentence(error)}", "danger")
-            return False
-        except IntegrityError:
-            flash("Nothing was changed: the change conflicts with another one made at the "
-                  "same time. Reload the page and try again.", "danger")
-            return False
-        flash(on_success(result), "success")
-        return True
-
     def _reason_page(self, pk: int, verb: str, work, submit: str, intro: str):
         order = self.record_or_404(pk)
         form = OrderReasonForm()
-        if form.validate_on_submit():
-            if self.run(lambda: work(order.id, actor=current_actor(), reason=form.reason.data),
-                        lambda done: f"Order {done.order_number} {verb}."):
-                return self.back_to(order)
-            db.session.refresh(order)
+        if self.form_done(order, form,
+                          lambda: work(order.id, actor=current_actor(), reason=form.reason.data),
+                          lambda done: f"Order {done.order_number} {verb}."):
+            return self.back_to(order)
         return self.form_page(order, form, f"{submit}: order {order.order_number}", submit,
                               facts=order_facts(order), danger=True, intro=intro)
 
@@ -94,13 +76,11 @@ class OrderActions(EngineActions):
     def accept(self, pk):
         order = self.record_or_404(pk)
         form = AcceptOrderForm()
-        if form.validate_on_submit():
-            if self.run(lambda: lifecycle.accept_order(
-                    order.id, actor=current_actor(), run_module=form.run_module.data,
-                    send_email=form.send_email.data, register_domains=form.send_to_registrar.data),
-                    lambda done: f"Order {done.order_number} accepted."):
-                return self.back_to(order)
-            db.session.refresh(order)
+        if self.form_done(order, form, lambda: lifecycle.accept_order(
+                order.id, actor=current_actor(), run_module=form.run_module.data,
+                send_email=form.send_email.data, register_domains=form.send_to_registrar.data),
+                lambda done: f"Order {done.order_number} accepted."):
+            return self.back_to(order)
         return self.form_page(order, form, f"Accept order {order.order_number}", "Accept order",
                               facts=order_facts(order),
                               intro="Pending services are set up and become Active; a module "

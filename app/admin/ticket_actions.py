@@ -3,17 +3,14 @@ internal note, close. Each goes through the ticket engine (app.support.tickets),
 one the portal and the WHMCS API use, so the status rules and the log are the same."""
 from __future__ import annotations
 
-from flask import flash
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import IntegrityError
 from wtforms import SelectField
 
 from app.activity import current_actor
-from app.admin.actions import EngineActions, sentence, text_box
-from app.billing.numbering_counter import unit_of_work
+from app.admin.actions import EngineActions, text_box
 from app.models.support import TicketStatus
 from app.support import tickets as ticket_engine
 
@@ -37,6 +34,8 @@ class NoteForm(FlaskForm):
 
 class TicketActions(EngineActions):
     action_permissions = ("reply", "add_note", "close_ticket")
+    refusals = (ticket_engine.TicketError,)
+    conflict_message = "Nothing was changed: the ticket changed meanwhile. Reload and try again."
 
     def record_title(self, ticket) -> str:
         return f"Ticket #{ticket.tid}: {ticket.subject}"
@@ -50,33 +49,17 @@ class TicketActions(EngineActions):
                                             post=True, confirm="Close this ticket?"),
         ]
 
-    def run(self, work, on_success) -> bool:
-        try:
-            with unit_of_work():
-                result = work()
-        except ticket_engine.TicketError as error:
-            flash(f"Nothing was changed: {sentence(error)}", "danger")
-            return False
-        except IntegrityError:
-            flash("Nothing was changed: the ticket changed meanwhile. Reload and try again.",
-                  "danger")
-            return False
-        flash(on_success(result), "success")
-        return True
-
     @expose("/reply/<int:pk>", methods=["GET", "POST"])
     @has_access
     @permission_name("reply")
     def reply(self, pk):
         ticket = self.record_or_404(pk)
         form = ReplyForm()
-        if form.validate_on_submit():
-            author = ticket_engine.staff_author(current_user)
-            if self.run(lambda: ticket_engine.add_reply(ticket, form.message.data, author,
-                                                        status=form.status.data,
-                                                        actor=current_actor()),
-                        lambda reply: f"Reply sent: the ticket is {reply.ticket.status}."):
-                return self.back_to(ticket)
+        if self.form_done(ticket, form, lambda: ticket_engine.add_reply(
+                ticket, form.message.data, ticket_engine.staff_author(current_user),
+                status=form.status.data, actor=current_actor()),
+                lambda reply: f"Reply sent: the ticket is {reply.ticket.status}."):
+            return self.back_to(ticket)
         return self.form_page(ticket, form, f"Reply to ticket #{ticket.tid}", "Send the reply",
                               facts=[("Subject", ticket.subject), ("From", ticket.name),
                                      ("Status", ticket.status)])
@@ -87,12 +70,11 @@ class TicketActions(EngineActions):
     def add_note(self, pk):
         ticket = self.record_or_404(pk)
         form = NoteForm()
-        if form.validate_on_submit():
-            author = ticket_engine.staff_author(current_user)
-            if self.run(lambda: ticket_engine.add_note(ticket, form.message.data, author,
-                                                       actor=current_actor()),
-                        lambda note: "Note added."):
-                return self.back_to(ticket)
+        if self.form_done(ticket, form, lambda: ticket_engine.add_note(
+                ticket, form.message.data, ticket_engine.staff_author(current_user),
+                actor=current_actor()),
+                lambda note: "Note added."):
+            return self.back_to(ticket)
         return self.form_page(ticket, form, f"Internal note on ticket #{ticket.tid}", "Add note",
                               facts=[("Subject", ticket.subject)])
 
