@@ -2,10 +2,11 @@
 formats, signatures) stays in its own module.
 
 FakeServer: a ThreadingHTTPServer on 127.0.0.1 on a free port, served from a daemon
-thread (start/stop), with webhook delivery in the background (`deliver`) and answers held
-back on request (`hold_next_answer`). FakeHandler: a quiet request handler that reads the
-body and answers bytes, JSON or a redirect. `serving`: a fixture body that runs a fake
-with app.config pointed at it and puts the config back afterwards.
+thread (start/stop), with webhook delivery in the background (`deliver`) and answers
+held back on request (`hold_next_answer`). FakeHandler: a quiet request handler (GET and
+POST go to `serve`) that reads the body and answers bytes, JSON or a redirect.
+`serving`: a fixture body that runs a fake with app.config pointed at it and puts the
+config back afterwards.
 """
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ class FakeServer:
 class FakeHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args) -> None:  # quiet, like a remote service
         pass
+
+    def do_GET(self) -> None:
+        self.serve("GET")
+
+    def do_POST(self) -> None:
+        self.serve("POST")
+
+    def serve(self, method: str) -> None:
+        """Answer one request; a fake overrides this (or do_GET/do_POST)."""
+        self.send_json(404, {"error": "not found"})
 
     def read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -213,7 +213,7 @@ class FakeBTCPay(FakeServer):
 
 def _handler_for(fake: FakeBTCPay):
     class Handler(FakeHandler):
-        def _serve(self, method: str) -> None:
+        def serve(self, method: str) -> None:
             path = urlsplit(self.path).path
             body = self.read_body()
             if method == "GET" and path.startswith("/i/"):
@@ -230,12 +230,6 @@ def _handler_for(fake: FakeBTCPay):
             if method == "POST" and path.endswith("/refund"):
                 time.sleep(fake.take_hold("refund"))
             self.send_json(status, answer)
-
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_POST(self):
-            self._serve("POST")
 
     return Handler
 

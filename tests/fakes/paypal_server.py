@@ -268,7 +268,7 @@ def _handler_for(fake: FakePayPal):
         def _respond(self, status: int, body: dict) -> None:
             self.send_json(status, body, headers={"Paypal-Debug-Id": _id(13).lower()})
 
-        def _serve(self, method: str) -> None:
+        def serve(self, method: str) -> None:
             url = urlsplit(self.path)
             if method == "GET" and url.path.startswith("/fake/approve/"):
                 with fake.lock:
@@ -287,12 +287,6 @@ def _handler_for(fake: FakePayPal):
             if hold:
                 time.sleep(hold)
             self._respond(status, answer)
-
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_POST(self):
-            self._serve("POST")
 
     return Handler
 

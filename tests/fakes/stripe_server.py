@@ -726,7 +726,7 @@ def _handler_for(fake: FakeStripe):
             self.send_json(status, body, headers={"Request-Id": new_id("req"),
                                                   "Stripe-Version": API_VERSION, **(headers or {})})
 
-        def _api(self, method: str) -> None:
+        def serve(self, method: str) -> None:
             url = urlsplit(self.path)
             if method == "GET" and url.path.startswith("/fake/3ds/"):
                 return self._three_d_secure(url)
@@ -782,12 +782,6 @@ def _handler_for(fake: FakeStripe):
                     '<button type="submit" id="pay">Pay</button></form>'
                     f'<a href="{path}?outcome=cancel" id="cancel">Back</a></body></html>').encode()
             self.send(200, page, "text/html; charset=utf-8")
-
-        def do_GET(self):
-            self._api("GET")
-
-        def do_POST(self):
-            self._api("POST")
 
     return Handler
 
