@@ -25,7 +25,8 @@ MONEY = ("Invoice", "InvoiceItem", "Transaction", "CreditEntry", "CreditNote", "
          "Quote", "QuoteItem", "PayMethod", "GatewayEvent", "PaymentAttempt")
 CATALOG = ("ProductGroup", "Product", "ProductPricing", "ConfigOptionGroup", "ConfigOption",
            "ConfigOptionValue", "ConfigOptionPricing", "Addon", "AddonPricing", "Currency",
-           "ExchangeRate", "Tld", "TldPricing", "Server", "ServerGroup", "Registrar")
+           "ExchangeRate", "Tld", "TldPricing", "Server", "ServerGroup", "Registrar",
+           "DomainAddonPricing")
 BILLING_SETUP = ("TaxRule", "PaymentGateway")
 SUPPORT = ("Ticket", "TicketReply", "TicketNote", "TicketAttachment", "SupportDepartment",
            "KbCategory", "KbArticle", "Announcement")

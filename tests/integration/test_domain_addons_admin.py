@@ -81,3 +81,14 @@ def test_editing_a_price_keeps_its_own_row(admin_client, currencies, db):
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(DomainAddonPricing, row_id).price == Decimal("12.00")
+
+
+def test_finance_reads_the_prices_but_cannot_change_them(app, staff, currencies, db):
+    from tests.conftest import login
+
+    finance = app.test_client()
+    assert login(finance, *staff("Finance")).status_code == 302
+    assert finance.get("/domainaddonpricingview/list/").status_code == 200
+    response = finance.post("/domainaddonpricingview/add", data=form(currencies["usd"]))
+    assert response.status_code in (302, 403)
+    assert rows(db) == 0
