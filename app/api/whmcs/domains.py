@@ -122,19 +122,8 @@ def domain_transfer(params: Params, actor: Actor) -> dict:
 @action("UpdateClientDomain", "DomainApi", "can_put")
 def update_client_domain(params: Params, actor: Actor) -> dict:
     domain = find_domain(params, by_name=False)
-    values: dict = {}
-    for parameter, column in TEXT_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.text(parameter, max_length=255)
-    for parameter, column in DATE_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.date(parameter)
-    for parameter, column in AMOUNT_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.money(parameter, required=True)
-    for parameter, column in FLAG_FIELDS.items():
-        if params.has(parameter):
-            values[column] = bool(params.bool(parameter))
+    values = params.columns(text=TEXT_FIELDS, dates=DATE_FIELDS, amounts=AMOUNT_FIELDS,
+                            flags=FLAG_FIELDS)
     if params.has("regperiod"):
         values["registration_period"] = params.int("regperiod", required=True, minimum=1)
     if values.get("registrar") is None and "registrar" in values:

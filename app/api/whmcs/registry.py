@@ -152,6 +152,18 @@ class Params:
         values += [value for _, value in sorted(self.indexed(name).items())]
         return [value.strip() for value in values if isinstance(value, str) and value.strip()]
 
+    def columns(self, *, text: dict, dates: dict, amounts: dict, flags: dict) -> dict:
+        """Column values from the parameters sent, each map naming parameter -> column:
+        text (up to 255 characters), dates, amounts (not empty) and true/false flags."""
+        values: dict = {}
+        for names, read in ((text, lambda name: self.text(name, max_length=255)),
+                            (dates, self.date),
+                            (amounts, lambda name: self.money(name, required=True)),
+                            (flags, lambda name: bool(self.bool(name)))):
+            values.update({column: read(parameter) for parameter, column in names.items()
+                           if self.has(parameter)})
+        return values
+
     def paging(self, default_limit: int = 25) -> tuple[int, int]:
         start = self.int("limitstart", minimum=0) or 0
         limit = self.int("limitnum", minimum=1)

@@ -43,19 +43,8 @@ def update_client_product(params: Params, actor: Actor) -> dict:
     if refused:
         raise ApiError(f"{', '.join(refused)}: use the module commands (ModuleSuspend...) or "
                        "UpgradeProduct to change these")
-    values: dict = {}
-    for parameter, column in TEXT_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.text(parameter, max_length=255)
-    for parameter, column in DATE_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.date(parameter)
-    for parameter, column in AMOUNT_FIELDS.items():
-        if params.has(parameter):
-            values[column] = params.money(parameter, required=True)
-    for parameter, column in FLAG_FIELDS.items():
-        if params.has(parameter):
-            values[column] = bool(params.bool(parameter))
+    values = params.columns(text=TEXT_FIELDS, dates=DATE_FIELDS, amounts=AMOUNT_FIELDS,
+                            flags=FLAG_FIELDS)
     if params.has("serverid"):
         values["server_id"] = params.int("serverid", minimum=0) or None
     if params.has("serviceusername"):
