@@ -28,11 +28,14 @@ class FakeServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self):
-        self._thread.start()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
+
+    def go_silent(self) -> None:
+        """Stop answering; the port stays open, so requests wait until they time out."""
+        self.server.shutdown()
 
     def stop(self) -> None:
         self.wait_for_deliveries()

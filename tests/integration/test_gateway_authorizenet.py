@@ -4,13 +4,12 @@ answer, refunds and voids; no card data anywhere."""
 import json
 import logging
 import re
-import threading
 from datetime import date
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.activity import Actor
 from app.billing.errors import BillingError
@@ -23,6 +22,7 @@ from app.models.billing import Invoice, ItemType, PaymentGateway, PayMethod, Tra
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from app.models.system import ActivityLog
 from tests import factories
+from tests.helpers import assert_rejection_logged, count, post_at_once
 from tests.fakes.authorizenet_server import (  # noqa: F401  (fixture)
     add_authorizenet_gateway, fake_authorizenet,
 )
@@ -33,10 +33,6 @@ STAFF = Actor("staff", "finance1", None)
 RETURN_URL = "https://billing.example/gateways/authorizenet/return"
 RUN_DATE = date(2026, 4, 1)
 VISA = "4111111111111111"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def new_invoice(client, amount: str = "40.00", due: date = RUN_DATE) -> Invoice:
@@ -134,26 +130,9 @@ def test_concurrent_deliveries_of_one_notification_are_applied_once(app, db, fak
     fake_authorizenet.customer_pays(checkout["start"])
     body, headers = fake_authorizenet.signed_delivery(
         fake_authorizenet.last_notification("net.authorize.payment.authcapture.created"))
-    start = threading.Barrier(10)
-    answers, failures = [], []
-
-    def post():
-        try:
-            with app.app_context():
-                web = app.test_client()
-                start.wait()
-                answer = web.post("/gateways/authorizenet/webhook", data=body, headers=headers)
-                answers.append((answer.status_code, answer.get_json()["outcomes"]))
-        except Exception as error:  # surfaced by the assertion below
-            failures.append(repr(error))
-
-    threads = [threading.Thread(target=post) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers, failures = post_at_once(app, "/gateways/authorizenet/webhook", body, headers)
     assert failures == []
-    assert sorted(answers) == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
+    assert answers == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
     assert snapshot(db, checkout["invoice_id"]) == ("Paid", D("40.00"), 1, 1)
 
 
@@ -199,8 +178,7 @@ def test_a_notification_that_cannot_be_believed_is_rejected_logged_and_changes_n
     assert answer.status_code == 400
     assert expected in answer.get_json()["message"]
     assert snapshot(db, checkout["invoice_id"]) == before == ("Unpaid", D("0.00"), 0, 0)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("rejected" in message and expected in message for message in warnings), warnings
+    assert_rejection_logged(caplog, expected)
 
 
 def test_a_payment_for_an_invoice_cancelled_meanwhile_is_rejected_and_changes_nothing(
@@ -380,10 +358,9 @@ def test_a_charge_that_times_out_is_looked_up_not_repeated(db, fake_authorizenet
 
 
 def test_a_charge_that_never_arrived_is_sent_once_on_reconciliation(db, fake_authorizenet, customer):
-    fake_authorizenet.server.shutdown()  # Authorize.net unreachable: nothing charged
+    fake_authorizenet.go_silent()  # Authorize.net unreachable: nothing charged
     assert charge_due_invoices(RUN_DATE)["unknown"] == 1
-    fake_authorizenet._thread = threading.Thread(target=fake_authorizenet.server.serve_forever, daemon=True)
-    fake_authorizenet._thread.start()
+    fake_authorizenet.start()  # answering again
     counts = charge_due_invoices(date(2026, 4, 2))
     assert counts["reconciled"] == 1
     assert invoice_of(db, customer["invoice_id"]).status == "Paid"

@@ -4,13 +4,12 @@ wait), the invoice asked again of BTCPay before anything is applied, refunds as 
 payments."""
 import json
 import logging
-import threading
 from datetime import date
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.activity import Actor
 from app.billing.errors import BillingError
@@ -21,15 +20,12 @@ from app.gateways.registry import available_gateways, get_gateway
 from app.models.billing import Invoice, ItemType, Transaction
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from tests import factories
+from tests.helpers import assert_rejection_logged, count, post_at_once
 from tests.fakes.btcpay_server import add_btcpay_gateway, fake_btcpay  # noqa: F401  (fixture)
 
 D = Decimal
 STAFF = Actor("staff", "finance1", None)
 RETURN_URL = "https://billing.example/gateways/btcpay/return"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 @pytest.fixture
@@ -91,26 +87,9 @@ def test_a_settled_invoice_delivered_ten_times_is_applied_once(db, client, fake_
 
 def test_concurrent_deliveries_of_one_event_are_applied_once(app, db, fake_btcpay, checkout):
     body, headers = fake_btcpay.signed_delivery(paid(fake_btcpay, checkout))
-    start = threading.Barrier(10)
-    answers, failures = [], []
-
-    def post():
-        try:
-            with app.app_context():
-                web = app.test_client()
-                start.wait()
-                answer = web.post("/gateways/btcpay/webhook", data=body, headers=headers)
-                answers.append((answer.status_code, answer.get_json()["outcomes"]))
-        except Exception as error:  # surfaced by the assertion below
-            failures.append(repr(error))
-
-    threads = [threading.Thread(target=post) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers, failures = post_at_once(app, "/gateways/btcpay/webhook", body, headers)
     assert failures == []
-    assert sorted(answers) == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
+    assert answers == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
     assert snapshot(db, checkout["invoice_id"]) == ("Paid", D("25.00"), 1, 1)
 
 
@@ -213,8 +192,7 @@ def test_a_webhook_that_cannot_be_believed_is_rejected_logged_and_changes_nothin
     assert answer.status_code == 400
     assert expected in answer.get_json()["message"]
     assert snapshot(db, checkout["invoice_id"]) == before == ("Unpaid", D("0.00"), 0, 0)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("rejected" in message and expected in message for message in warnings), warnings
+    assert_rejection_logged(caplog, expected)
 
 
 def test_a_settlement_for_an_invoice_cancelled_meanwhile_is_rejected_and_changes_nothing(

@@ -266,7 +266,7 @@ def test_a_charge_whose_creation_times_out_is_finished_with_the_same_key(db, fak
 def test_an_unknown_outcome_while_stripe_stays_silent_is_left_unknown(db, fake_stripe, customer):
     fake_stripe.hold_next_answer("confirm", 4)
     charge_due_invoices(RUN_DATE)
-    fake_stripe.server.shutdown()  # Stripe unreachable for the next run
+    fake_stripe.go_silent()  # Stripe unreachable for the next run
     counts = charge_due_invoices(date(2026, 4, 2))
     assert (counts["unknown"], counts["reconciled"], counts["charged"]) == (0, 0, 0)
     assert len(counts["errors"]) == 1 and "did not answer" in counts["errors"][0]

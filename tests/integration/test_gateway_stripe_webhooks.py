@@ -2,14 +2,13 @@
 invoice, applied once however often (and however concurrently) they arrive."""
 import json
 import logging
-import threading
 import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.gateways import processing
@@ -17,14 +16,11 @@ from app.models.billing import ItemType, Transaction
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from app.models.system import ActivityLog
 from tests import factories
+from tests.helpers import assert_rejection_logged, count, post_at_once
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 
 D = Decimal
 RETURN_URL = "https://billing.example/gateways/stripe/return"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 @pytest.fixture
@@ -112,26 +108,9 @@ def test_concurrent_deliveries_of_one_event_are_applied_once(app, db, fake_strip
     event = pay_in_browser(fake_stripe, checkout)
     payload = json.dumps(event)
     headers = fake_stripe.signed(payload)
-    start = threading.Barrier(10)
-    answers, failures = [], []
-
-    def deliver():
-        try:
-            with app.app_context():
-                web = app.test_client()
-                start.wait()
-                answer = web.post("/gateways/stripe/webhook", data=payload.encode(), headers=headers)
-                answers.append((answer.status_code, answer.get_json()["outcomes"]))
-        except Exception as error:  # surfaced by the assertion below
-            failures.append(repr(error))
-
-    threads = [threading.Thread(target=deliver) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers, failures = post_at_once(app, "/gateways/stripe/webhook", payload.encode(), headers)
     assert failures == []
-    assert sorted(answers) == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
+    assert answers == [(200, ["applied"])] + [(200, ["duplicate"])] * 9
     status, paid, next_due, transactions, events, _ = snapshot(db, checkout)
     assert (status, paid, next_due, transactions, events) == ("Paid", D("25.00"), date(2026, 5, 1), 1, 1)
 
@@ -191,8 +170,7 @@ def test_a_webhook_that_cannot_be_believed_is_rejected_logged_and_changes_nothin
     assert expected in answer.get_json()["message"]
     assert snapshot(db, checkout) == before
     assert before[:5] == ("Unpaid", D("0.00"), date(2026, 4, 1), 0, 0)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("rejected" in message and expected in message for message in warnings), warnings
+    assert_rejection_logged(caplog, expected)
 
 
 def test_a_fresh_signature_inside_the_tolerance_is_accepted(db, client, fake_stripe, checkout):
