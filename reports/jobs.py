@@ -54,7 +54,8 @@ def request_key(definition: ReportDefinition, fmt: str, title: str, today: date)
 def request_export(user, definition: ReportDefinition, fmt: str, title: str, today: date,
                    report: SavedReport | None = None) -> ReportExport:
     """The job making this export for this user today: a new one (queued), the same
-    one when asked before, or a failed one queued again. Commits."""
+    one when asked before, or a failed one (or a done one whose file is gone) queued
+    again. Commits."""
     if fmt not in REPORT_FORMATS:
         raise ReportError(f"unknown export format {fmt!r} (one of {', '.join(REPORT_FORMATS)})")
     validate(definition, today)  # a definition that cannot run gets no job
@@ -73,7 +74,7 @@ def request_export(user, definition: ReportDefinition, fmt: str, title: str, tod
             db.session.commit()
             return job
         log("report.export_requested", f"{fmt.upper()} export of {title} requested", job)
-    elif job.status == FAILED:
+    elif job.status == FAILED or (job.status == DONE and job_file(job) is None):
         job.status, job.progress, job.error = PENDING, 0, None
         job.message, job.task_id = "Waiting for a worker", str(uuid.uuid4())
     else:

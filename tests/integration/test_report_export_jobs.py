@@ -148,6 +148,11 @@ def test_the_job_runs_once_and_a_failed_one_is_asked_again(app, db, folder, staf
     assert make_export(job.id) == DONE
     db.session.refresh(again)
     assert again.stored_name == stored and os.listdir(folder) == [stored]
+    # A finished job whose file has gone (cleaned up, another folder) is made again.
+    os.remove(os.path.join(folder, stored))
+    remade = request_export(user, definition, "csv", "Gateways", today)
+    assert remade.id == job.id and remade.status == DONE
+    assert os.listdir(folder) == [remade.stored_name]
     with pytest.raises(ReportError, match="unknown export format"):
         request_export(user, definition, "docx", "Gateways", today)
 
