@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,22 +193,30 @@ class Browser:
                 if not url.startswith((self.base_url, "data:", "blob:"))]
 
 
-@pytest.fixture
-def browser(request, chrome, live_server, artifacts_dir):
-    """A clean browser session (no cookies) for one test; on failure a screenshot
-    and the page's HTML are left in test-artifacts/e2e/ next to the step shots."""
+@contextmanager
+def browser_session(request, chrome, live_server, shots_dir: Path):
+    """A clean browser session (no cookies, desktop size afterwards) for one test whose
+    step shots go to `shots_dir`; on failure a screenshot and the page's HTML are left
+    there next to them."""
+    shots_dir.mkdir(parents=True, exist_ok=True)
     chrome.get("about:blank")
     # Through DevTools: WebDriver's own cookie call only reaches the current site.
     chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
     chrome.get_log("browser")  # drop what an earlier test left in the buffer
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
-    for stale in artifacts_dir.glob(f"{name}-*"):
+    for stale in shots_dir.glob(f"{name}-*"):
         stale.unlink()  # a rerun must not leave the shots of an older run around
-    session = Browser(driver=chrome, base_url=live_server, shots_dir=artifacts_dir,
-                      test_name=name)
+    session = Browser(driver=chrome, base_url=live_server, shots_dir=shots_dir, test_name=name)
     yield session
+    chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # a phone test's size
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         session.screenshot("FAILED")
-        (artifacts_dir / f"{name}-FAILED.html").write_text(chrome.page_source,
-                                                            encoding="utf-8")
+        (shots_dir / f"{name}-FAILED.html").write_text(chrome.page_source, encoding="utf-8")
+
+
+@pytest.fixture
+def browser(request, chrome, live_server, artifacts_dir):
+    """A clean browser session whose screenshots go to test-artifacts/e2e/."""
+    with browser_session(request, chrome, live_server, artifacts_dir) as session:
+        yield session

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
-from tests.e2e.conftest import ROOT, Browser
+from tests.e2e.conftest import ROOT, browser_session
 from tests.integration.test_portal_world import PASSWORD, world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -23,20 +23,8 @@ PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 @pytest.fixture
 def portal_browser(request, chrome, live_server):
     """A clean browser session whose screenshots go to test-artifacts/portal/."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    chrome.get("about:blank")
-    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
-    chrome.get_log("browser")
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
-    for stale in SHOTS.glob(f"{name}-*"):
-        stale.unlink()
-    session = Browser(driver=chrome, base_url=live_server, shots_dir=SHOTS, test_name=name)
-    yield session
-    chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        session.screenshot("FAILED")
-        (SHOTS / f"{name}-FAILED.html").write_text(chrome.page_source, encoding="utf-8")
+    with browser_session(request, chrome, live_server, SHOTS) as session:
+        yield session
 
 
 def click(browser, element) -> None:

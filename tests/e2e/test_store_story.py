@@ -23,7 +23,7 @@ from app.models.orders import Order, Service
 from app.models.system import EmailTemplate
 from tests import orders_catalog
 from tests.conftest import login
-from tests.e2e.conftest import ROOT, Browser
+from tests.e2e.conftest import ROOT, browser_session
 from tests.e2e.test_portal_browser import PHONE, assert_local_and_clean, click, visible_text
 from tests.fakes.rdap_server import fake_rdap  # noqa: F401  (fixture)
 from tests.integration.test_portal_world import department
@@ -36,20 +36,8 @@ EMAIL = "nina@nina-hosting.com"
 
 @pytest.fixture
 def store_browser(request, chrome, live_server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    chrome.get("about:blank")
-    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
-    chrome.get_log("browser")
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
-    for stale in SHOTS.glob(f"{name}-*"):
-        stale.unlink()
-    session = Browser(driver=chrome, base_url=live_server, shots_dir=SHOTS, test_name=name)
-    yield session
-    chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        session.screenshot("FAILED")
-        (SHOTS / f"{name}-FAILED.html").write_text(chrome.page_source, encoding="utf-8")
+    with browser_session(request, chrome, live_server, SHOTS) as session:
+        yield session
     print(f"\nstore screenshots: {SHOTS}")
 
 
