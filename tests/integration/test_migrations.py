@@ -36,6 +36,8 @@ def drop_database(url: str) -> None:
 def migration_app(url: str) -> Flask:
     """A bare app with only the database and Alembic: a second full create_app would
     re-initialise the one shared AppBuilder under the test session's app."""
+    import flask_appbuilder.security.sqla.models  # noqa: F401  (the ab_* tables, which ours reference)
+
     from app import ROOT, models  # noqa: F401  (every table on the metadata)
     from app.extensions import db, migrate
 
