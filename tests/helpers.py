@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -40,3 +43,39 @@ def assert_rejection_logged(caplog, expected: str) -> None:
     """A warning says the webhook was rejected, and why."""
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("rejected" in message and expected in message for message in warnings), warnings
+
+
+# Rate limits are set up when an app starts, and the tests' app runs without them: these
+# scripts run in a separate process that starts an app with them on (3 per minute,
+# counters in memory, its own SQLite file), reachable as `app` and its test client `http`.
+RATE_LIMITED_APP = """
+import sys
+from config import TestConfig
+from app import create_app
+from app.extensions import db
+
+class Limited(TestConfig):
+    SQLALCHEMY_DATABASE_URI = "sqlite:///" + sys.argv[1] + "/limits.db"
+    UPLOAD_FOLDER = sys.argv[1]
+    AUTH_RATE_LIMITED = True
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    AUTH_RATE_LIMIT = "3 per minute"
+
+app = create_app(Limited)
+with app.app_context():
+    db.create_all()
+http = app.test_client()
+"""
+
+
+def run_rate_limited(script: str, tmp_path) -> list[str]:
+    """Run `script` against a rate-limited app in its own process; returns what it printed,
+    line by line."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", RATE_LIMITED_APP + script, str(tmp_path)],
+                            cwd=root, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root),
+                                 "LOG_LEVEL": "ERROR"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()

@@ -3,11 +3,8 @@ reset by emailed link, CSRF on forms, and the German translation."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -21,11 +18,11 @@ from app.models.clients import Client
 from app.models.portal import PasswordResetToken
 from app.models.system import ActivityLog, EmailMessage, EmailTemplate
 from app.portal import passwords
+from tests.helpers import run_rate_limited
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
     PASSWORD, client_a, portal_login, text_of, world,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"/portal/password/reset/([A-Za-z0-9_\-]+)")
 NEW_PASSWORD = "Brand-New-Secret-4"
 
@@ -273,26 +270,8 @@ def test_a_clients_language_is_used_after_sign_in(app, world):
     assert "Willkommen zurück, Alice" in text_of(http.get("/portal/"))
 
 
-# Limits are set up when the app starts, and the tests' app runs without them: a
-# separate process starts an app with them on (its own SQLite file, memory limits).
-RATE_LIMITED_APP = """
-import sys
-from config import TestConfig
-from app import create_app
-from app.extensions import db
-
-class Limited(TestConfig):
-    SQLALCHEMY_DATABASE_URI = "sqlite:///" + sys.argv[1] + "/limits.db"
-    UPLOAD_FOLDER = sys.argv[1]
-    AUTH_RATE_LIMITED = True
-    RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"
-    AUTH_RATE_LIMIT = "3 per minute"
-
-app = create_app(Limited)
-with app.app_context():
-    db.create_all()
-http = app.test_client()
+# Run in a rate-limited app of its own (tests.helpers.run_rate_limited).
+RATE_LIMITED_SIGN_IN = """
 login = [http.post("/portal/login", data={"email": "a@b.example", "password": "x"})
          for _ in range(4)]
 forgot = [http.post("/portal/password/forgot", data={"email": "a@b.example"}).status_code
@@ -303,12 +282,7 @@ print("Too many attempts" in login[-1].get_data(as_text=True))
 
 
 def test_sign_in_and_reset_posts_are_rate_limited(tmp_path):
-    result = subprocess.run([sys.executable, "-c", RATE_LIMITED_APP, str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
-                                 "LOG_LEVEL": "ERROR"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    counts, styled = result.stdout.strip().splitlines()[-2:]
+    counts, styled = run_rate_limited(RATE_LIMITED_SIGN_IN, tmp_path)[-2:]
     # The fourth POST of each form in a minute is refused; reading pages is not limited.
     assert counts == "200 200 200 429 302 302 302 429 200"
     assert styled == "True"

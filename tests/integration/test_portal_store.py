@@ -21,6 +21,7 @@ from app.orders.cart import Cart
 from app.orders.pricing import price_cart
 from tests import orders_catalog
 from tests.fakes.rdap_server import fake_rdap  # noqa: F401  (fixture)
+from tests.helpers import run_rate_limited
 from tests.integration.test_portal_world import link, make_client_user, portal_login
 
 D = Decimal
@@ -613,44 +614,18 @@ def test_a_cart_with_a_product_gone_from_sale_cannot_check_out(client, shop, fak
     assert count_rows(app) == before
 
 
-# The tests' app runs without rate limits: a separate process starts one with them.
+# Run in a rate-limited app of its own (tests.helpers.run_rate_limited).
 RATE_LIMITED_STORE = """
-import sys
-from config import TestConfig
-from app import create_app
-from app.extensions import db
-
-class Limited(TestConfig):
-    SQLALCHEMY_DATABASE_URI = "sqlite:///" + sys.argv[1] + "/limits.db"
-    UPLOAD_FOLDER = sys.argv[1]
-    AUTH_RATE_LIMITED = True
-    RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"
-    AUTH_RATE_LIMIT = "3 per minute"
-
-app = create_app(Limited)
-with app.app_context():
-    db.create_all()
-http = app.test_client()
 print(*[http.post("/portal/register", data={"email": "x"}).status_code for _ in range(4)],
       *[http.post("/portal/checkout", data={}).status_code for _ in range(4)])
 """
 
 
 def test_sign_up_and_checkout_posts_are_rate_limited(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", RATE_LIMITED_STORE, str(tmp_path)], cwd=root,
-                            capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root),
-                                 "LOG_LEVEL": "ERROR"})
-    assert result.returncode == 0, result.stderr[-2000:]
+    lines = run_rate_limited(RATE_LIMITED_STORE, tmp_path)
     # The fourth post of each form in a minute is refused (the sign-up form answers
     # its errors, the checkout of a shop with no currency yet is not found).
-    assert result.stdout.strip().splitlines()[-1] == "200 200 200 429 404 404 404 429"
+    assert lines[-1] == "200 200 200 429 404 404 404 429"
 
 
 def test_removing_the_plan_a_code_was_for_drops_the_code(client, shop, fake_rdap):
