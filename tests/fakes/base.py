@@ -6,7 +6,7 @@ thread (start/stop), with webhook delivery in the background (`deliver`) and ans
 held back on request (`hold_next_answer`). FakeHandler: a quiet request handler (GET and
 POST go to `serve`) that reads the body and answers bytes, JSON or a redirect.
 `serving`: a fixture body that runs a fake with app.config pointed at it and puts the
-config back afterwards.
+config back afterwards. `live_app`: the fixture serving the app for the fakes to call.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import requests
+from werkzeug.serving import make_server
 
 
 class FakeServer:
@@ -125,3 +127,14 @@ def serving(app, fake: FakeServer, **config):
     finally:
         fake.stop()
         app.config.update(previous)
+
+
+@pytest.fixture
+def live_app(app):
+    """The app served on 127.0.0.1 (a free port), where the fakes send their webhooks
+    and browsers come back to; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()

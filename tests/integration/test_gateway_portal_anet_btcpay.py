@@ -5,7 +5,6 @@ page says so, and staff see the transaction (with its fee) in the transactions l
 from __future__ import annotations
 
 import re
-import threading
 from decimal import Decimal
 from html import unescape
 from types import SimpleNamespace
@@ -13,27 +12,16 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.models.billing import Invoice, Transaction
 from app.models.gateways import GatewayEvent
 from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_authorizenet  # noqa: F401
+from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.btcpay_server import add_btcpay_gateway, fake_btcpay  # noqa: F401
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
-
-
-@pytest.fixture
-def live_app(app):
-    """The app served on 127.0.0.1, where the fakes send their webhooks."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def follow_back(http, location: str):

@@ -1,13 +1,11 @@
 """End to end over real HTTP: an unpaid invoice, its payment started, the card paid at
 (fake) Stripe, Stripe's signed webhook sent to the running app; the invoice is Paid,
 the service's next due date moved, and staff see the payment and its fee."""
-import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.gateways import processing
@@ -15,20 +13,10 @@ from app.models.billing import Invoice, ItemType, Transaction
 from app.models.gateways import GatewayEvent
 from app.models.orders import Service
 from tests import factories
+from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 
 D = Decimal
-
-
-@pytest.fixture
-def live_app(app):
-    """The app served on 127.0.0.1, as Stripe would reach it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_card_payment_from_start_to_the_transaction_list(db, fake_stripe, live_app, admin_client):

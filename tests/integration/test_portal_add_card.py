@@ -5,32 +5,20 @@ third-party script in our pages; another client's page saves nothing here; CSRF.
 from __future__ import annotations
 
 import re
-import threading
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.gateways import methods
 from app.models.billing import PayMethod
 from app.models.gateways import GatewayEvent
 from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_authorizenet  # noqa: F401
+from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
-
-
-@pytest.fixture
-def live_app(app):
-    """The app served on 127.0.0.1, where the fakes send their webhooks."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def cards_of(app, client_id: int) -> list[tuple]:

@@ -6,36 +6,24 @@ record the payment. Plus client isolation, CSRF and server-side amounts."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.billing.payments import OVERDUE_SUSPENSION_REASON
 from app.extensions import db
 from app.models.billing import Invoice, PaymentGateway, Transaction
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from app.models.orders import Service
+from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
-
-
-@pytest.fixture
-def live_app(app):
-    """The app served on 127.0.0.1, where the fakes send their webhooks."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def suspend_for_non_payment(app, world) -> None:
