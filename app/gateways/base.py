@@ -224,6 +224,26 @@ class Gateway:
     def __init__(self, config: GatewayConfig):
         self.config = config
 
+    def saved_customer(self, client_id: int,
+                       split_token: Callable[[str], tuple[str, str]]) -> str | None:
+        """The vendor's customer (or profile) of the client, from the newest card saved
+        with this gateway: only our tokens know it. split_token reads the customer part
+        of a token, or raises GatewayError for one that is not this gateway's."""
+        from sqlalchemy import select
+
+        from app.extensions import db
+        from app.models.billing import PayMethod
+
+        tokens = db.session.scalars(select(PayMethod.token).where(
+            PayMethod.client_id == client_id, PayMethod.gateway == self.name)
+            .order_by(PayMethod.id.desc())).all()
+        for token in tokens:
+            try:
+                return split_token(token)[0]
+            except GatewayError:
+                continue
+        return None
+
     # Paying
 
     def start_payment(self, invoice: "Invoice", return_url: str, *,

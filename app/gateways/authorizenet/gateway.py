@@ -37,11 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from flask import current_app
-from sqlalchemy import select
 
 from app.billing.invoicing import invoice_label
 from app.billing.money import to_money
-from app.extensions import db
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
     PaymentStart, PaymentStatus, StoredMethod, WebhookEvent, WebhookRejected,
@@ -490,19 +488,8 @@ class AuthorizeNetGateway(Gateway):
 
     # Stored cards (customer profiles)
 
-    def _known_profile(self, client_id: int) -> str | None:
-        tokens = db.session.scalars(select(PayMethod.token).where(
-            PayMethod.client_id == client_id, PayMethod.gateway == self.name)
-            .order_by(PayMethod.id.desc())).all()
-        for token in tokens:
-            try:
-                return split_token(token)[0]
-            except GatewayError:
-                continue
-        return None
-
     def _profile(self, client: "Client") -> str:
-        known = self._known_profile(client.id)
+        known = self.saved_customer(client.id, split_token)
         if known:
             return known
         data = self._call("createCustomerProfileRequest", {"profile": {

@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 from flask import current_app
-from sqlalchemy import select
 
 from app.billing.invoicing import invoice_label
-from app.extensions import db
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
     PaymentStart, PaymentStatus, StoredMethod, WebhookEvent, WebhookRejected, from_minor_units,
@@ -209,7 +207,7 @@ class StripeGateway(Gateway):
             "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{return_url}{separator}cancelled=1",
         }
-        customer = self._known_customer(invoice.client_id)
+        customer = self.saved_customer(invoice.client_id, split_token)
         if customer:
             params["customer"] = customer
         elif invoice.client.email:
@@ -259,7 +257,7 @@ class StripeGateway(Gateway):
             "payment_method_types": ["card"], "metadata": self._metadata(invoice),
             "description": f"Invoice {invoice_label(invoice)}",
         }
-        customer = self._known_customer(invoice.client_id)
+        customer = self.saved_customer(invoice.client_id, split_token)
         if customer:
             params["customer"] = customer
         intent = _plain(self._call("a new payment", lambda: client.v1.payment_intents.create(
@@ -445,20 +443,8 @@ class StripeGateway(Gateway):
 
     # Saved cards (SetupIntents)
 
-    def _known_customer(self, client_id: int) -> str | None:
-        """The client's Stripe customer, from a card saved before (only our tokens know it)."""
-        tokens = db.session.scalars(select(PayMethod.token).where(
-            PayMethod.client_id == client_id, PayMethod.gateway == self.name)
-            .order_by(PayMethod.id.desc())).all()
-        for token in tokens:
-            try:
-                return split_token(token)[0]
-            except GatewayError:
-                continue
-        return None
-
     def _customer(self, client: stripe.StripeClient, customer_of: "Client") -> str:
-        known = self._known_customer(customer_of.id)
+        known = self.saved_customer(customer_of.id, split_token)
         if known:
             return known
         customer = _plain(self._call("a new customer", lambda: client.v1.customers.create(
