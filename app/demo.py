@@ -40,7 +40,7 @@ from app.models.catalog import (
     ServerGroup,
 )
 from app.models.clients import CLIENT_PERMISSIONS, Client, ClientGroup, ClientNote, ClientUser, Contact
-from app.models.domains import Domain, Registrar, Tld, TldPricing
+from app.models.domains import Domain, DomainAddon, DomainAddonPricing, Registrar, Tld, TldPricing
 from app.models.orders import (
     CancellationRequest, Order, OrderItem, Promotion, PromotionType, Service, ServiceAddon,
     ServiceConfigOption,
@@ -180,6 +180,10 @@ SERVER_GROUP_OF_MODULE = {"cpanel": "cPanel Servers", "plesk": "Plesk Servers",
 # installation only, with no registrar account (app/registrars/local.py).
 REGISTRAR_MODULE = "local"
 # extension, register, transfer, renew (USD, one year), label
+# Yearly prices of the domain addons in USD (converted like the rest of the catalog).
+DOMAIN_ADDON_PRICES = {DomainAddon.DNS_MANAGEMENT: "2.00", DomainAddon.EMAIL_FORWARDING: "1.50",
+                       DomainAddon.ID_PROTECTION: "4.99"}
+
 TLDS = (
     (".com", "12.99", "12.99", "14.99", "hot"),
     (".net", "14.99", "14.99", "16.99", None),
@@ -854,6 +858,10 @@ def _seed_domains_catalog(currencies) -> dict[str, Tld]:
                     transfer_price=_converted(Decimal(transfer), currency.rate),
                     renew_price=_converted(Decimal(renew), currency.rate)))
         tlds[extension] = tld
+    for addon, yearly_usd in DOMAIN_ADDON_PRICES.items():
+        for currency in currencies.values():
+            _get_or_add(DomainAddonPricing, {"currency_id": currency.id, "addon": addon.value},
+                        price=_converted(Decimal(yearly_usd), currency.rate))
     return tlds
 
 

@@ -20,7 +20,7 @@ from app.models.catalog import (
     Addon, ConfigOptionGroup, Currency, ExchangeRate, Product, ProductPricing, Server,
 )
 from app.models.clients import Client, ClientUser
-from app.models.domains import Domain, Tld, TldPricing
+from app.models.domains import Domain, DomainAddonPricing, Tld, TldPricing
 from app.models.orders import Order, OrderItem, Service, ServiceAddon, ServiceConfigOption
 from app.models.support import KbArticle, Ticket
 from app.models.system import ActivityLog, AutomationRun, EmailTemplate, Setting
@@ -219,6 +219,11 @@ def test_catalog_servers_settings_and_email_templates(seeded, db):
     tlds = db.session.scalars(select(Tld)).all()
     assert {t.extension for t in tlds} == {".com", ".net", ".org", ".io", ".eu"}
     assert count(db, TldPricing) == 15
+    usd_addons = dict(db.session.execute(select(DomainAddonPricing.addon, DomainAddonPricing.price)
+                                         .join(Currency).where(Currency.code == "USD")).all())
+    assert usd_addons == {"dns_management": Decimal("2.00"), "email_forwarding": Decimal("1.50"),
+                          "id_protection": Decimal("4.99")}
+    assert count(db, DomainAddonPricing) == 9
 
     servers = db.session.scalars(select(Server)).all()
     assert {s.module for s in servers} == {"cpanel", "plesk", "directadmin"}
