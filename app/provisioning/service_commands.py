@@ -167,7 +167,7 @@ DETAIL_COLUMNS = ("domain", "username", "dedicated_ip", "notes", "payment_method
 def update_service_details(service_id: int, values: dict, actor: Actor | None = None) -> dict:
     """Change the given detail columns of a service; returns what changed. Moving the
     next due date moves the next invoice date with it (the engine's due-date rule)."""
-    from app.billing.due_dates import invoice_date_follows_due_date
+    from app.billing.due_dates import apply_detail_changes
     from app.models.catalog import Server
 
     actor = actor or Actor.system()
@@ -180,13 +180,5 @@ def update_service_details(service_id: int, values: dict, actor: Actor | None = 
             raise ServiceCommandError(f"{name.replace('_', ' ')} cannot be negative")
     if values.get("server_id") is not None and db.session.get(Server, values["server_id"]) is None:
         raise ServiceCommandError("Server ID Not Found")
-    before = {name: getattr(service, name) for name in values}
-    changed = {name: value for name, value in values.items() if before[name] != value}
-    for name, value in changed.items():
-        setattr(service, name, value)
-    invoice_date_follows_due_date(service)
-    db.session.flush()
-    if changed:
-        log("service_updated", f"Service #{service.id}: {', '.join(sorted(changed))} changed",
-            service, before={name: before[name] for name in changed}, after=changed, actor=actor)
-    return changed
+    return apply_detail_changes(service, values, "service_updated", f"Service #{service.id}",
+                                actor)

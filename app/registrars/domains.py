@@ -528,7 +528,7 @@ _MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
 def update_domain_details(domain_id: int, values: dict, actor: Actor | None = None) -> dict:
     """Change the given columns of a domain record (no registrar call); returns what
     changed. Moving the next due date moves the next invoice date with it."""
-    from app.billing.due_dates import invoice_date_follows_due_date
+    from app.billing.due_dates import apply_detail_changes
     from app.registrars.availability import normalise_domain
 
     domain = _lock(domain_id)
@@ -554,16 +554,7 @@ def update_domain_details(domain_id: int, values: dict, actor: Actor | None = No
     for name in ("recurring_amount", "first_payment_amount"):
         if name in values and (values[name] is None or values[name] < 0):
             raise DomainActionError(f"the {name.replace('_', ' ')} cannot be negative")
-    before = {name: getattr(domain, name) for name in values}
-    changed = {name: value for name, value in values.items() if before[name] != value}
-    for name, value in changed.items():
-        setattr(domain, name, value)
-    invoice_date_follows_due_date(domain)
-    db.session.flush()
-    if changed:
-        log("domain_updated", f"Domain {domain.name}: {', '.join(sorted(changed))} changed",
-            domain, before={name: before[name] for name in changed}, after=changed, actor=actor)
-    return changed
+    return apply_detail_changes(domain, values, "domain_updated", f"Domain {domain.name}", actor)
 
 
 def renewal_price(domain_id: int):
