@@ -69,6 +69,9 @@ DEFAULTS: dict[str, str] = {
     # Charging stored cards: after a declined charge, wait this many days before the
     # next try (1 = every daily run), at most this many retries (empty = until paid,
     # 0 = try only once, as WHMCS's CCAttemptOnlyOnce).
+    # Stored cards are charged this many days before the invoice's due date (WHMCS's
+    # "Process Days Before Due"; 0 = on the due date).
+    "CCProcessDaysBefore": "0",
     "CCRetryEveryDays": "1",
     "CCRetryMaxAttempts": "",
     # Automation

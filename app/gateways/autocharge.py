@@ -61,7 +61,12 @@ def _client_filter(column, client_id_range):
 def charge_due_invoices(as_of: date, client_id_range: tuple[int, int] | None = None,
                         actor: Actor | None = None) -> dict:
     """Reconcile unfinished charges, then charge the default stored method of every
-    client with an Unpaid invoice due on or before as_of (auto charge not disabled)."""
+    client with an Unpaid invoice due within CCProcessDaysBefore days of as_of, or
+    overdue (auto charge not disabled)."""
+    days_before = settings.get_int("CCProcessDaysBefore")
+    if days_before < 0:
+        raise ValueError("CCProcessDaysBefore is a number of days, 0 or more")
+    charge_until = as_of + timedelta(days=days_before)
     client_id_range = check_range(client_id_range)
     actor = actor or automation_actor()
     counts = {"reconciled": 0, "charged": 0, "requires_action": 0, "failed": 0, "pending": 0,
@@ -79,7 +84,7 @@ def charge_due_invoices(as_of: date, client_id_range: tuple[int, int] | None = N
                                 PayMethod.gateway.in_(list(gateways)))
     due = db.session.scalars(
         select(Invoice).join(Client, Client.id == Invoice.client_id)
-        .where(Invoice.status == InvoiceStatus.UNPAID.value, Invoice.due_date <= as_of,
+        .where(Invoice.status == InvoiceStatus.UNPAID.value, Invoice.due_date <= charge_until,
                Invoice.total > Invoice.amount_paid, Client.auto_charge_disabled.is_(False),
                _client_filter(Invoice.client_id, client_id_range), has_method, ~open_attempt,
                ~COMBINED_INVOICE)

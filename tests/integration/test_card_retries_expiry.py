@@ -73,6 +73,20 @@ def test_attempt_only_once(db, fake_stripe):
     assert [charge_due_invoices(RUN_DATE + timedelta(days=n))["failed"] for n in range(3)] == [1, 0, 0]
 
 
+def test_cards_are_charged_the_set_number_of_days_before_the_due_date(db, fake_stripe):
+    add_stripe_gateway(fake_stripe)
+    buyer = factories.client()
+    save_card(db, fake_stripe, buyer)
+    invoice = due_invoice(buyer, due=RUN_DATE + timedelta(days=3))
+    db.session.commit()
+    assert charge_due_invoices(RUN_DATE)["charged"] == 0  # default: on the due date
+    settings.set_value("CCProcessDaysBefore", "3")
+    assert charge_due_invoices(RUN_DATE)["charged"] == 1
+    db.session.refresh(invoice)
+    assert invoice.status == "Paid"
+    assert charge_due_invoices(RUN_DATE + timedelta(days=1))["charged"] == 0
+
+
 # Card expiry notices
 
 def expiring_template(db) -> None:
