@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
@@ -79,3 +80,20 @@ def run_rate_limited(script: str, tmp_path) -> list[str]:
                                  "LOG_LEVEL": "ERROR"})
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()
+
+
+def connect_gateway(app, add_gateway, fake, live_url: str, module: str) -> None:
+    """Turn the gateway on with the fake's keys (add_gateway: e.g. add_stripe_gateway) and
+    have the fake send its webhooks to the app served at `live_url`."""
+    from app.extensions import db
+
+    with app.app_context():
+        add_gateway(fake)
+        db.session.commit()
+    fake.webhook_url = f"{live_url}/gateways/{module}/webhook"
+
+
+def follow_back(http, location: str, **get_args):
+    """The browser comes back to our return URL (whatever host the test client uses)."""
+    parts = urlsplit(location)
+    return http.get(f"{parts.path}?{parts.query}", **get_args)

@@ -14,6 +14,7 @@ from tests.e2e.test_portal_browser import (  # noqa: F401  (portal_browser is a 
     assert_local_and_clean, click, portal_browser, sign_in, visible_text,
 )
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
+from tests.helpers import connect_gateway
 from tests.integration.test_portal_world import world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def test_a_client_pays_an_invoice_on_stripe_checkout(app, portal_browser, world, fake_stripe,
                                                     live_server):
-    with app.app_context():
-        add_stripe_gateway(fake_stripe)
-        db.session.commit()
-    fake_stripe.webhook_url = f"{live_server}/gateways/stripe/webhook"
+    connect_gateway(app, add_stripe_gateway, fake_stripe, live_server, "stripe")
     browser, invoice_id = portal_browser, world["a"]["invoice"]
     browser.driver.set_window_size(1400, 1000)
     sign_in(browser, world["user_a"])

@@ -8,7 +8,6 @@ import re
 from decimal import Decimal
 from html import unescape
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -19,14 +18,10 @@ from app.models.gateways import GatewayEvent
 from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_authorizenet  # noqa: F401
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.btcpay_server import add_btcpay_gateway, fake_btcpay  # noqa: F401
+from tests.helpers import connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
-
-
-def follow_back(http, location: str):
-    parts = urlsplit(location)
-    return http.get(f"{parts.path}?{parts.query}")
 
 
 def invoice_state(app, invoice_id: int) -> tuple:
@@ -45,10 +40,7 @@ def transactions_list(admin_client) -> str:
 
 def test_paying_with_authorize_net_from_the_portal(app, client_a, world, fake_authorizenet, live_app,
                                                    admin_client):
-    with app.app_context():
-        add_authorizenet_gateway(fake_authorizenet)
-        db.session.commit()
-    fake_authorizenet.webhook_url = f"{live_app}/gateways/authorizenet/webhook"
+    connect_gateway(app, add_authorizenet_gateway, fake_authorizenet, live_app, "authorizenet")
     invoice_id = world["a"]["invoice"]
     assert 'id="pay-with-authorizenet"' in text_of(client_a.get(f"/portal/invoices/{invoice_id}"))
 
@@ -81,10 +73,7 @@ def test_paying_with_authorize_net_from_the_portal(app, client_a, world, fake_au
 
 
 def test_paying_with_btcpay_from_the_portal(app, client_a, world, fake_btcpay, live_app, admin_client):
-    with app.app_context():
-        add_btcpay_gateway(fake_btcpay)
-        db.session.commit()
-    fake_btcpay.webhook_url = f"{live_app}/gateways/btcpay/webhook"
+    connect_gateway(app, add_btcpay_gateway, fake_btcpay, live_app, "btcpay")
     invoice_id = world["a"]["invoice"]
 
     start = client_a.post(f"/portal/invoices/{invoice_id}/pay", data={"gateway": "btcpay"})

@@ -19,9 +19,10 @@ from app.models.billing import CreditEntry, Invoice, ItemType, Transaction
 from app.models.clients import Client
 from app.models.orders import Service
 from tests import factories
+from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
-from tests.integration.test_portal_payments import follow_back, live_app  # noqa: F401
+from tests.helpers import connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
@@ -166,10 +167,7 @@ def test_mass_payment_in_the_portal_with_stripe(app, client_a, world, fake_strip
 
 
 def test_adding_funds_in_the_portal_with_paypal(app, client_a, world, fake_paypal, live_app):
-    with app.app_context():
-        add_paypal_gateway(fake_paypal)
-        db.session.commit()
-    fake_paypal.webhook_url = f"{live_app}/gateways/paypal/webhook"
+    connect_gateway(app, add_paypal_gateway, fake_paypal, live_app, "paypal")
     page = text_of(client_a.get("/portal/add-funds"))
     assert 'id="credit-balance">$10.00<' in page and "At least $10.00" in page
     low = client_a.post("/portal/add-funds", data={"amount": "5.00"})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from app.models.gateways import GatewayEvent
 from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_authorizenet  # noqa: F401
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401
+from tests.helpers import connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 
@@ -28,16 +28,8 @@ def cards_of(app, client_id: int) -> list[tuple]:
         return [(row.gateway, row.brand, row.last4, row.is_default) for row in rows]
 
 
-def follow_back(http, location: str):
-    parts = urlsplit(location)
-    return http.get(f"{parts.path}?{parts.query}", follow_redirects=True)
-
-
 def test_a_card_saved_on_stripe_checkout_in_setup_mode(app, client_a, world, fake_stripe, live_app):
-    with app.app_context():
-        add_stripe_gateway(fake_stripe)
-        db.session.commit()
-    fake_stripe.webhook_url = f"{live_app}/gateways/stripe/webhook"
+    connect_gateway(app, add_stripe_gateway, fake_stripe, live_app, "stripe")
     page = text_of(client_a.get("/portal/payment-methods"))
     assert 'id="add-card-stripe"' in page and "js.stripe.com" not in page and "<script src=\"http" not in page
 
@@ -59,7 +51,7 @@ def test_a_card_saved_on_stripe_checkout_in_setup_mode(app, client_a, world, fak
     assert outcomes["checkout.session.completed"] == "applied"
     assert outcomes["setup_intent.succeeded"] == "ignored"  # the session's event saves it
 
-    result = follow_back(client_a, back)
+    result = follow_back(client_a, back, follow_redirects=True)
     assert result.status_code == 200 and "Your card was saved." in text_of(result)
     assert cards_of(app, world["a"]["client"]) == [("stripe", "visa", "4242", True)]
     assert "4242" in text_of(client_a.get("/portal/payment-methods"))
@@ -72,7 +64,7 @@ def test_the_return_alone_saves_the_stripe_card_and_the_late_webhook_adds_nothin
         db.session.commit()
     start = client_a.post("/portal/payment-methods/add", data={"gateway": "stripe"})
     back = fake_stripe.browser_checkout(start.headers["Location"], card="4242424242424242")
-    assert "Your card was saved." in text_of(follow_back(client_a, back))
+    assert "Your card was saved." in text_of(follow_back(client_a, back, follow_redirects=True))
     assert cards_of(app, world["a"]["client"]) == [("stripe", "visa", "4242", True)]
     event = fake_stripe.last_event("checkout.session.completed")
     payload = fake_stripe.event_payload(event["type"], event["data"]["object"], event_id=event["id"])
@@ -83,10 +75,7 @@ def test_the_return_alone_saves_the_stripe_card_and_the_late_webhook_adds_nothin
 
 def test_a_card_saved_on_authorizenets_hosted_profile_page(app, client_a, world, fake_authorizenet,
                                                            live_app):
-    with app.app_context():
-        add_authorizenet_gateway(fake_authorizenet)
-        db.session.commit()
-    fake_authorizenet.webhook_url = f"{live_app}/gateways/authorizenet/webhook"
+    connect_gateway(app, add_authorizenet_gateway, fake_authorizenet, live_app, "authorizenet")
     page = client_a.post("/portal/payment-methods/add", data={"gateway": "authorizenet"})
     assert page.status_code == 200
     html = text_of(page)
@@ -102,7 +91,7 @@ def test_a_card_saved_on_authorizenets_hosted_profile_page(app, client_a, world,
     assert cards_of(app, world["a"]["client"]) == [("authorizenet", "MasterCard", "0015", True)]
     assert fake_authorizenet.count("createTransactionRequest") == 0
 
-    result = follow_back(client_a, back)
+    result = follow_back(client_a, back, follow_redirects=True)
     assert "Your card was saved." in text_of(result)
     assert cards_of(app, world["a"]["client"]) == [("authorizenet", "MasterCard", "0015", True)]
 

@@ -21,6 +21,7 @@ from app.models.orders import Service
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
+from tests.helpers import connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
@@ -34,12 +35,6 @@ def suspend_for_non_payment(app, world) -> None:
         service = db.session.get(Service, world["a"]["service"])
         service.status, service.suspension_reason = "Suspended", OVERDUE_SUSPENSION_REASON
         db.session.commit()
-
-
-def follow_back(http, location: str):
-    """The browser comes back to our return URL (whatever host the test client uses)."""
-    parts = urlsplit(location)
-    return http.get(f"{parts.path}?{parts.query}")
 
 
 def paid_state(app, world) -> tuple:
@@ -60,11 +55,8 @@ def admin_transactions(admin_client) -> str:
 
 def test_paying_with_stripe_checkout_from_the_portal(app, client_a, world, fake_stripe, live_app,
                                                      admin_client):
-    with app.app_context():
-        add_stripe_gateway(fake_stripe)
-        db.session.commit()
+    connect_gateway(app, add_stripe_gateway, fake_stripe, live_app, "stripe")
     suspend_for_non_payment(app, world)
-    fake_stripe.webhook_url = f"{live_app}/gateways/stripe/webhook"
     invoice_id = world["a"]["invoice"]
 
     page = text_of(client_a.get(f"/portal/invoices/{invoice_id}"))
@@ -101,11 +93,8 @@ def test_paying_with_stripe_checkout_from_the_portal(app, client_a, world, fake_
 
 def test_paying_with_paypal_from_the_portal(app, client_a, world, fake_paypal, live_app,
                                             admin_client):
-    with app.app_context():
-        add_paypal_gateway(fake_paypal)
-        db.session.commit()
+    connect_gateway(app, add_paypal_gateway, fake_paypal, live_app, "paypal")
     suspend_for_non_payment(app, world)
-    fake_paypal.webhook_url = f"{live_app}/gateways/paypal/webhook"
     invoice_id = world["a"]["invoice"]
 
     start = client_a.post(f"/portal/invoices/{invoice_id}/pay", data={"gateway": "paypal"})
