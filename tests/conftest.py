@@ -150,3 +150,14 @@ def admin_client(app, staff):
     response = login(c, username, password)
     assert response.status_code == 302, response.data[:500]
     return c
+
+
+@pytest.fixture
+def logged_in(app, staff):
+    """Factory: logged_in(role) -> a test client signed in as a new staff user of that role."""
+    def make(role: str):
+        c = app.test_client()
+        username, password = staff(role)
+        assert login(c, username, password).status_code == 302
+        return c
+    return make

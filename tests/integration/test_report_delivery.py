@@ -17,7 +17,6 @@ from app.notifications.queue import attachment_folder, queue_email
 from app.notifications.sender import send_queued
 from app.report_tasks import send_due_report_schedules
 from reports.builtin import builtin_report, ensure_builtin_reports
-from tests.conftest import login
 from tests.integration.test_email_sender import smtp_server  # noqa: F401
 from tests.integration.test_reports_builder import business  # noqa: F401
 
@@ -236,16 +235,6 @@ def test_attachments_default_to_the_instance_folder(app, db, monkeypatch):
 
 
 # -- admin screens -----------------------------------------------------------------------
-
-@pytest.fixture
-def logged_in(app, staff):
-    def make(role: str):
-        c = app.test_client()
-        username, password = staff(role)
-        assert login(c, username, password).status_code == 302
-        return c
-    return make
-
 
 def form(report_id: int, **fields) -> dict:
     values = {"report": str(report_id), "frequency": "weekly", "hour": "7", "weekday": "0",

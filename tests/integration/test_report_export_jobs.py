@@ -15,7 +15,6 @@ from app.extensions import celery
 from app.models.reports import ReportExport
 from reports.builder import ReportDefinition, ReportError, business_today
 from reports.jobs import DONE, FAILED, make_export, request_export
-from tests.conftest import login
 from tests.integration.test_reports_http import saved_id, some_income  # noqa: F401
 
 REDIS_URL = os.environ.get("REDIS_URL")
@@ -28,16 +27,6 @@ def folder(app, tmp_path):
     app.config["REPORT_EXPORT_FOLDER"] = str(tmp_path / "exports")
     yield tmp_path / "exports"
     app.config.pop("REPORT_EXPORT_FOLDER", None)
-
-
-@pytest.fixture
-def logged_in(app, staff):
-    def make(role: str):
-        c = app.test_client()
-        username, password = staff(role)
-        assert login(c, username, password).status_code == 302
-        return c
-    return make
 
 
 def job_count(app) -> int:

@@ -20,18 +20,6 @@ D = Decimal
 
 
 @pytest.fixture
-def logged_in(app, staff):
-    from tests.conftest import login
-
-    def make(role: str):
-        c = app.test_client()
-        username, password = staff(role)
-        assert login(c, username, password).status_code == 302
-        return c
-    return make
-
-
-@pytest.fixture
 def books(app):
     """USD: an invoice 40 days overdue (100.00 owed), one due in a week (50.00), one
     paid this month with 10.00 tax; payments this month 1,234.50 (stripe) and 100.25

@@ -14,19 +14,8 @@ from app.models.system import ActivityLog
 from reports.builder import business_today
 from reports.builtin import BUILTIN_REPORTS
 from tests import factories
-from tests.conftest import login
 
 PAGES = ("/reports/", "/reports/builder/", "/reports/dashboard/")
-
-
-@pytest.fixture
-def logged_in(app, staff):
-    def make(role: str):
-        c = app.test_client()
-        username, password = staff(role)
-        assert login(c, username, password).status_code == 302
-        return c
-    return make
 
 
 def turned_away(response) -> bool:
