@@ -26,7 +26,6 @@ from app.models.orders import Service, ServiceAddon, Upgrade
 from app.models.support import SupportDepartment, Ticket
 from app.models.system import ActivityLog, EmailMessage, EmailTemplate
 from tests import factories
-from tests.conftest import login
 
 D = Decimal
 SYSTEM = Actor.system("Test set-up")
@@ -87,15 +86,6 @@ def pay(c, invoice_id: int, amount: str, transaction_id: str = "", fees: str = "
     return c.post(f"/invoiceview/add_payment/{invoice_id}", data={
         "amount": amount, "paid_on": (paid_on or today()).isoformat(), "gateway": gateway,
         "transaction_id": transaction_id, "fees": fees}, follow_redirects=True)
-
-
-@pytest.fixture
-def as_role(app, staff):
-    def make(role: str):
-        c = app.test_client()
-        assert login(c, *staff(role)).status_code == 302
-        return c
-    return make
 
 
 # ---------------------------------------------------------------------------
@@ -584,8 +574,8 @@ def test_change_plan_without_a_price_in_that_cycle_is_refused(db, admin_client, 
 # Roles and CSRF
 # ---------------------------------------------------------------------------
 
-def test_support_is_refused_every_money_and_service_action(db, as_role, hosting):
-    support = as_role("Support")
+def test_support_is_refused_every_money_and_service_action(db, logged_in, hosting):
+    support = logged_in("Support")
     credit.add_credit(hosting["client"], D("25.00"), "Goodwill", actor=SYSTEM)
     payment = apply_payment(hosting["invoice"], D("10.00"), "USD", "stripe", "ch_s", actor=SYSTEM)
     db.session.commit()
@@ -627,8 +617,8 @@ def test_support_is_refused_every_money_and_service_action(db, as_role, hosting)
     assert "/serviceview/suspend/" not in page(support.get(f"/serviceview/show/{hosting['service']}"))
 
 
-def test_finance_may_use_the_money_actions(db, as_role, books):
-    finance = as_role("Finance")
+def test_finance_may_use_the_money_actions(db, logged_in, books):
+    finance = logged_in("Finance")
     show = page(finance.get(f"/invoiceview/show/{books['invoice']}"))
     assert f'href="/invoiceview/add_payment/{books["invoice"]}"' in show
     pay(finance, books["invoice"], "120.00", "ch_fin")

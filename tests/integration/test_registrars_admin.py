@@ -12,18 +12,8 @@ from app.models.domains import Domain
 from app.models.system import ActivityLog
 from app.registrars.local import LocalRegistrar
 from tests import factories
-from tests.conftest import login
 from tests.fakes.namecheap_server import fake_namecheap  # noqa: F401  (fixture)
 from tests.integration.test_registrars_availability import sell_tld
-
-
-@pytest.fixture
-def as_role(app, staff):
-    def make(role: str):
-        c = app.test_client()
-        assert login(c, *staff(role)).status_code == 302
-        return c
-    return make
 
 
 def text(response) -> str:
@@ -107,9 +97,9 @@ def test_transfer_form_and_epp_code_page(db, admin_client):
     assert expected not in logged and "Secret-77" not in logged
 
 
-def test_support_may_not_use_the_registrar_actions(db, as_role):
+def test_support_may_not_use_the_registrar_actions(db, logged_in):
     domain_id = local_domain(db, status="Pending")
-    support = as_role("Support")
+    support = logged_in("Support")
     for url, data in ((f"/domainview/register_domain/{domain_id}", {}),
                       (f"/domainview/transfer_domain/{domain_id}", {"epp_code": "x"}),
                       (f"/domainview/renew_domain/{domain_id}", {"years": "1"}),
