@@ -97,3 +97,10 @@ def follow_back(http, location: str, **get_args):
     """The browser comes back to our return URL (whatever host the test client uses)."""
     parts = urlsplit(location)
     return http.get(f"{parts.path}?{parts.query}", **get_args)
+
+
+def admin_transactions(admin_client) -> str:
+    """The staff's transactions list, as HTML text."""
+    page = admin_client.get("/transactionview/list/")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)

@@ -18,7 +18,7 @@ from app.models.gateways import GatewayEvent
 from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_authorizenet  # noqa: F401
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.btcpay_server import add_btcpay_gateway, fake_btcpay  # noqa: F401
-from tests.helpers import connect_gateway, follow_back
+from tests.helpers import admin_transactions, connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
@@ -30,12 +30,6 @@ def invoice_state(app, invoice_id: int) -> tuple:
         payments = db.session.execute(select(Transaction.gateway, Transaction.amount_in, Transaction.fees)
                                       .where(Transaction.invoice_id == invoice_id)).all()
         return invoice.status, invoice.amount_paid, invoice.payment_method, [tuple(p) for p in payments]
-
-
-def transactions_list(admin_client) -> str:
-    page = admin_client.get("/transactionview/list/")
-    assert page.status_code == 200
-    return text_of(page)
 
 
 def test_paying_with_authorize_net_from_the_portal(app, client_a, world, fake_authorizenet, live_app,
@@ -68,7 +62,7 @@ def test_paying_with_authorize_net_from_the_portal(app, client_a, world, fake_au
     assert len(invoice_state(app, invoice_id)[3]) == 1  # the return applied nothing more
 
     trans_id = fake_authorizenet.last_notification("net.authorize.payment.authcapture.created")["payload"]["id"]
-    listed = transactions_list(admin_client)
+    listed = admin_transactions(admin_client)
     assert trans_id in listed and "<td>24.00 USD</td>" in listed and "<td>1.00 USD</td>" in listed
 
 
@@ -96,5 +90,5 @@ def test_paying_with_btcpay_from_the_portal(app, client_a, world, fake_btcpay, l
 
     result = follow_back(client_a, back)
     assert result.status_code == 200 and 'data-status="succeeded"' in text_of(result)
-    listed = transactions_list(admin_client)
+    listed = admin_transactions(admin_client)
     assert invoice["id"] in listed and "<td>24.00 USD</td>" in listed

@@ -15,6 +15,7 @@ from app.models.orders import Service
 from tests import factories
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
+from tests.helpers import admin_transactions
 
 D = Decimal
 
@@ -51,9 +52,7 @@ def test_a_card_payment_from_start_to_the_transaction_list(db, fake_stripe, live
     outcomes = dict(db.session.execute(select(GatewayEvent.type, GatewayEvent.outcome)).all())
     assert outcomes == {"charge.succeeded": "ignored", "payment_intent.succeeded": "applied"}
 
-    page = admin_client.get("/transactionview/list/")
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
+    html = admin_transactions(admin_client)
     assert start.form["payment_intent"] in html
     assert "<td>30.00 USD</td>" in html and "<td>1.17 USD</td>" in html
     assert "Grace Hopper" in html and invoice.number in html

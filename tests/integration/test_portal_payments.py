@@ -21,7 +21,7 @@ from app.models.orders import Service
 from tests.fakes.base import live_app  # noqa: F401  (fixture)
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401  (fixture)
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
-from tests.helpers import connect_gateway, follow_back
+from tests.helpers import admin_transactions, connect_gateway, follow_back
 from tests.integration.test_portal_world import client_a, text_of, world  # noqa: F401
 
 D = Decimal
@@ -45,12 +45,6 @@ def paid_state(app, world) -> tuple:
             Transaction.invoice_id == invoice.id)).all()
         return (invoice.status, invoice.amount_paid, service.status,
                 [(t.gateway, t.amount_in) for t in payments])
-
-
-def admin_transactions(admin_client) -> str:
-    page = admin_client.get("/transactionview/list/")
-    assert page.status_code == 200
-    return text_of(page)
 
 
 def test_paying_with_stripe_checkout_from_the_portal(app, client_a, world, fake_stripe, live_app,
