@@ -73,3 +73,22 @@ def _jsonable(values: dict | None) -> dict | None:
 def changes(obj: Any, fields: list[str]) -> dict:
     """A snapshot of some attributes, for the before/after of a log entry."""
     return {name: getattr(obj, name) for name in fields}
+
+
+def change_and_log(record: Any, values: dict, action: str, title: str, actor: Actor | None, *,
+                   adjust=None, description: str | None = None) -> dict:
+    """Set the values that differ on the record and log the change (the values before
+    and after) when there is one: "<title>: <names> changed", or description.
+    adjust(record, changed) runs before the flush (rules that follow a change).
+    Returns the changed values."""
+    before = changes(record, list(values))
+    changed = {name: value for name, value in values.items() if before[name] != value}
+    for name, value in changed.items():
+        setattr(record, name, value)
+    if adjust is not None:
+        adjust(record, changed)
+    db.session.flush()
+    if changed:
+        log(action, description or f"{title}: {', '.join(sorted(changed))} changed", record,
+            before={name: before[name] for name in changed}, after=changed, actor=actor)
+    return changed

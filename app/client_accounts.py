@@ -15,7 +15,7 @@ from babel import Locale
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.activity import Actor, changes, log
+from app.activity import Actor, change_and_log, changes, log
 from app.events import emit
 from app.billing import invoicing, payments
 from app.billing.errors import BillingError
@@ -427,14 +427,8 @@ def update_contact(contact_id: int, values: dict, actor: Actor | None = None) ->
     for name in CONTACT_FLAGS:
         if name in values:
             wanted[name] = bool(values[name])
-    before = changes(contact, list(wanted))
-    changed = {name: value for name, value in wanted.items() if before[name] != value}
-    for name, value in changed.items():
-        setattr(contact, name, value)
-    db.session.flush()
-    if changed:
-        log("contact_updated", f"Contact #{contact.id} of client #{contact.client_id} updated",
-            contact, before={name: before[name] for name in changed}, after=changed, actor=actor)
+    change_and_log(contact, wanted, "contact_updated", f"Contact #{contact.id}", actor,
+                   description=f"Contact #{contact.id} of client #{contact.client_id} updated")
     return contact
 
 

@@ -2,8 +2,7 @@
 edit forms call it; the engine owns it)."""
 from sqlalchemy import inspect
 
-from app.activity import log
-from app.extensions import db
+from app.activity import change_and_log
 
 
 def invoice_date_follows_due_date(item) -> None:
@@ -18,13 +17,5 @@ def apply_detail_changes(item, values: dict, event: str, title: str, actor) -> d
     """Staff's hand edit of a billed item (service, domain): sets the values that differ,
     moves the next invoice date with a moved due date and logs what changed, with the
     values before. Returns the changed values."""
-    before = {name: getattr(item, name) for name in values}
-    changed = {name: value for name, value in values.items() if before[name] != value}
-    for name, value in changed.items():
-        setattr(item, name, value)
-    invoice_date_follows_due_date(item)
-    db.session.flush()
-    if changed:
-        log(event, f"{title}: {', '.join(sorted(changed))} changed", item,
-            before={name: before[name] for name in changed}, after=changed, actor=actor)
-    return changed
+    return change_and_log(item, values, event, title, actor,
+                          adjust=lambda record, _: invoice_date_follows_due_date(record))

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.activity import Actor, log
+from app.activity import Actor, change_and_log, log
 from app.billing import credit, payments
 from app.billing.errors import BillingError
 from app.billing.money import to_money
@@ -102,12 +102,5 @@ def update_transaction(transaction_id: int, values: dict, actor: Actor | None = 
         raise BillingError("Payment method cannot be empty")
     if values.get("date") is not None and values["date"] > utcnow():
         raise BillingError("A transaction date cannot be in the future")
-    before = {name: getattr(row, name) for name in values}
-    changed = {name: value for name, value in values.items() if before[name] != value}
-    for name, value in changed.items():
-        setattr(row, name, value)
-    db.session.flush()
-    if changed:
-        log("transaction_updated", f"Transaction #{row.id}: {', '.join(sorted(changed))} changed",
-            row, before={name: before[name] for name in changed}, after=changed, actor=actor)
+    change_and_log(row, values, "transaction_updated", f"Transaction #{row.id}", actor)
     return row

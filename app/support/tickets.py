@@ -22,7 +22,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select
 
-from app.activity import Actor, log
+from app.activity import Actor, change_and_log, log
 from app.client_accounts import EMAIL_PATTERN
 from app.events import emit
 from app.extensions import db
@@ -329,18 +329,13 @@ def update_ticket(ticket: Ticket, *, status: str | None = None, priority: str | 
         wanted["assigned_to_id"] = staff.id
     elif unassign:
         wanted["assigned_to_id"] = None
-    changed = {name: value for name, value in wanted.items() if getattr(ticket, name) != value}
-    if not changed:
-        return {}
-    before = {name: getattr(ticket, name) for name in changed}
-    for name, value in changed.items():
-        setattr(ticket, name, value)
+    return change_and_log(ticket, wanted, "ticket_updated", f"Ticket #{ticket.tid}",
+                          actor or Actor.system(), adjust=_closed_at_follows_status)
+
+
+def _closed_at_follows_status(ticket: Ticket, changed: dict) -> None:
     if "status" in changed:
         ticket.closed_at = utcnow() if ticket.status == TicketStatus.CLOSED else None
-    db.session.flush()
-    log("ticket_updated", f"Ticket #{ticket.tid}: {', '.join(sorted(changed))} changed", ticket,
-        before=before, after=changed, actor=actor or Actor.system())
-    return changed
 
 
 def close_ticket(ticket: Ticket, *, actor: Actor | None = None) -> Ticket:
