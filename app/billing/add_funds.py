@@ -12,16 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from app import settings
 from app.activity import Actor
 from app.billing import credit as credit_ledger
 from app.billing import invoicing
 from app.billing.errors import BillingError
 from app.billing.money import parse_amount
-from app.extensions import db
-from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
+from app.models.billing import Invoice, ItemType
 from app.models.clients import Client
 
 
@@ -40,12 +37,7 @@ def limits(client: Client) -> AddFundsLimits:
 
 
 def open_add_funds_invoices(client_id: int) -> list[Invoice]:
-    return list(db.session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id,
-                              Invoice.status == InvoiceStatus.UNPAID.value,
-                              Invoice.id.in_(select(InvoiceItem.invoice_id)
-                                             .where(InvoiceItem.type == ItemType.ADD_FUNDS.value)))
-        .order_by(Invoice.id.desc())))
+    return invoicing.unpaid_invoices_with_line(client_id, ItemType.ADD_FUNDS, newest_first=True)
 
 
 def request_add_funds(client_id: int, amount_text: str, actor: Actor | None = None,

@@ -79,6 +79,17 @@ def lock_client(client_id: int) -> Client:
     return client
 
 
+
+def unpaid_invoices_with_line(client_id: int, item_type: ItemType, *,
+                              newest_first: bool = False) -> list[Invoice]:
+    """The client's unpaid invoices that have a line of this type (Add Funds, Mass Pay)."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id,
+                              Invoice.status == InvoiceStatus.UNPAID.value,
+                              Invoice.id.in_(select(InvoiceItem.invoice_id)
+                                             .where(InvoiceItem.type == item_type.value)))
+        .order_by(Invoice.id.desc() if newest_first else Invoice.id)))
+
 def currency_places(invoice_or_client) -> int:
     # The money columns keep two decimals: a currency with more is rounded to two.
     places = invoice_or_client.currency.decimal_places

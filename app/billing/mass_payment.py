@@ -48,12 +48,7 @@ def _check_ids(invoice_ids) -> list[int]:
 
 def open_mass_pay_invoices(client_id: int) -> list[Invoice]:
     """The client's unpaid combined invoices."""
-    return list(db.session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id,
-                              Invoice.status == InvoiceStatus.UNPAID.value,
-                              Invoice.id.in_(select(InvoiceItem.invoice_id)
-                                             .where(InvoiceItem.type == ItemType.MASS_PAY.value)))
-        .order_by(Invoice.id)))
+    return invoicing.unpaid_invoices_with_line(client_id, ItemType.MASS_PAY)
 
 
 def create_mass_pay_invoice(client_id: int, invoice_ids, actor: Actor | None = None,
