@@ -104,3 +104,18 @@ def admin_transactions(admin_client) -> str:
     page = admin_client.get("/transactionview/list/")
     assert page.status_code == 200
     return page.get_data(as_text=True)
+
+
+def text_values(db) -> list[str]:
+    """Every value of every text column of every table (secrets decrypted), to prove that
+    something (a card number, say) was stored nowhere."""
+    from sqlalchemy import JSON, String
+
+    values = []
+    for table in db.metadata.sorted_tables:
+        columns = [c for c in table.columns if isinstance(c.type, (String, JSON))
+                   or isinstance(getattr(c.type, "impl", None), String)]  # EncryptedText
+        if columns:
+            for row in db.session.execute(select(*columns)).all():
+                values.extend(str(value) for value in row if value is not None)
+    return values

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import settings
 from app.billing import automation
@@ -17,13 +17,10 @@ from app.models.gateways import PaymentAttempt
 from app.models.system import AutomationRun, EmailMessage, EmailTemplate
 from tests import factories
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
+from tests.helpers import count
 from tests.integration.test_gateway_stripe_charges import (
     RUN_DATE, due_invoice, failed_payment_template, save_card,
 )
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def test_a_declined_card_is_retried_on_the_schedule_and_told_each_time(db, fake_stripe):

@@ -22,11 +22,10 @@ from app.models.billing import Invoice, ItemType, PaymentGateway, PayMethod, Tra
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from app.models.system import ActivityLog
 from tests import factories
-from tests.helpers import assert_rejection_logged, count, post_at_once
+from tests.helpers import assert_rejection_logged, count, post_at_once, text_values
 from tests.fakes.authorizenet_server import (  # noqa: F401  (fixture)
     add_authorizenet_gateway, fake_authorizenet,
 )
-from tests.integration.test_gateway_stripe_charges import _text_values
 
 D = Decimal
 STAFF = Actor("staff", "finance1", None)
@@ -427,7 +426,7 @@ def test_no_card_number_or_cvv_reaches_the_database_or_the_logs(db, client, fake
     back_from_hosted_page(client, fake_authorizenet.customer_pays(start, number="5424000000000015"))
     for notification in list(fake_authorizenet.notifications):
         deliver(client, fake_authorizenet, notification)
-    values = _text_values(db)
+    values = text_values(db)
     assert "1111" in values and "0015" not in values  # last 4 of the saved card only
     haystack = "\n".join(values) + caplog.text + "\n".join(str(r.args) for r in caplog.records)
     for secret in (VISA, "5424000000000015", "987"):

@@ -3,7 +3,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.activity import Actor
 from app.billing.credit import add_credit
@@ -20,6 +20,7 @@ from app.gateways.registry import available_gateways, enabled_gateways, gateway_
 from app.gateways.stripe import StripeGateway
 from app.models.billing import CreditNote, ItemType, PaymentGateway, Transaction
 from tests import factories
+from tests.helpers import count
 
 D = Decimal
 STAFF = Actor("staff", "finance1", None)
@@ -41,10 +42,6 @@ def bank_transfer(**fields) -> PaymentGateway:
     db.session.add(row)
     db.session.flush()
     return row
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def test_the_registry_finds_each_gateway_module_by_its_name(db):

@@ -6,7 +6,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.activity import Actor
 from app.billing.invoicing import InvoiceLine, create_invoice
@@ -16,14 +16,11 @@ from app.models.billing import Invoice, ItemType, Transaction
 from app.models.gateways import GatewayEvent, PaymentAttempt
 from tests import factories
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401  (fixture)
+from tests.helpers import count
 
 D = Decimal
 STAFF = Actor("staff", "finance1", None)
 RETURN_URL = "https://billing.example/gateways/paypal/return"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from sqlalchemy import JSON, String, func, select
+from sqlalchemy import select
 
 from app.activity import Actor
 from app.billing.errors import BillingError
@@ -24,16 +24,13 @@ from tests import factories
 from tests.fakes.stripe_server import (  # noqa: F401  (fixture)
     add_action_required_template, add_stripe_gateway, fake_stripe,
 )
+from tests.helpers import count, text_values
 
 D = Decimal
 STAFF = Actor("staff", "finance1", None)
 RUN_DATE = date(2026, 4, 1)
 CARD_RETURN = "https://billing.example/portal/cards/return"
 TEST_CARD, TEST_CVC = "4242424242424242", "987"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def save_card(db, fake, client, number: str = TEST_CARD, cvc: str = TEST_CVC) -> PayMethod:
@@ -330,18 +327,6 @@ def test_removing_a_card_detaches_it_at_stripe(db, fake_stripe, customer):
     assert db.session.scalars(select(ActivityLog.action).order_by(ActivityLog.id.desc())).first() == "pay_method_removed"
 
 
-def _text_values(db) -> list[str]:
-    """Every value of every text column of every table (secrets decrypted)."""
-    values = []
-    for table in db.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, (String, JSON))
-                   or isinstance(getattr(c.type, "impl", None), String)]  # EncryptedText
-        if columns:
-            for row in db.session.execute(select(*columns)).all():
-                values.extend(str(value) for value in row if value is not None)
-    return values
-
-
 def test_no_card_number_or_cvc_reaches_the_database_or_the_logs(app, db, client, fake_stripe, caplog):
     caplog.set_level(logging.DEBUG)
     add_stripe_gateway(fake_stripe)
@@ -357,7 +342,7 @@ def test_no_card_number_or_cvc_reaches_the_database_or_the_logs(app, db, client,
     processing.refund_transaction(payment.id, "5.00", "Goodwill", actor=STAFF)
     db.session.commit()
 
-    values = _text_values(db)
+    values = text_values(db)
     assert any("4242" == value for value in values)  # the search does reach PayMethod.last4
     stored = "\n".join(values)
     logged = caplog.text + "\n".join(str(r.args) for r in caplog.records)

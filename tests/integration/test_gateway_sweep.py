@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.billing import automation
 from app.billing.invoicing import InvoiceLine, create_invoice
@@ -20,13 +20,10 @@ from tests.fakes.authorizenet_server import add_authorizenet_gateway, fake_autho
 from tests.fakes.btcpay_server import add_btcpay_gateway, fake_btcpay  # noqa: F401
 from tests.fakes.paypal_server import add_paypal_gateway, fake_paypal  # noqa: F401
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401
+from tests.helpers import count
 
 D = Decimal
 RETURN_URL = "https://billing.example/portal/invoices/return"
-
-
-def count(db, model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def started(db, gateway: str, amount: str = "40.00", currency: str = "USD") -> dict:
