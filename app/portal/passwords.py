@@ -44,6 +44,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_row(model, token: str):
+    """The row of a link's token, found by the token's hash (reset, confirmation,
+    invitation); None for an unknown or malformed token."""
+    if not token or len(token) > 200:
+        return None
+    return db.session.scalar(select(model).where(model.token_hash == hash_token(token)))
+
+
 def _find_client_user(email: str):
     email = (email or "").strip()
     if not email or len(email) > 255:
@@ -108,10 +116,7 @@ def request_reset(email: str, link_for: Callable[[str], str], ip_address: str | 
 def user_for_token(token: str, now: datetime | None = None):
     """The user a valid (unused, unexpired) token belongs to; PasswordResetError if none."""
     now = now or utcnow()
-    if not token or len(token) > 200:
-        raise PasswordResetError("invalid token")
-    row = db.session.scalar(select(PasswordResetToken)
-                            .where(PasswordResetToken.token_hash == hash_token(token)))
+    row = token_row(PasswordResetToken, token)
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise PasswordResetError("invalid token")
     user = row.user

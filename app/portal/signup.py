@@ -27,7 +27,7 @@ from app.models.base import utcnow
 from app.models.clients import Client
 from app.models.portal import EmailVerificationToken
 from app.notifications.queue import EmailTemplateMissing, queue_email
-from app.portal.passwords import hash_token
+from app.portal.passwords import hash_token, token_row
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,7 @@ def verify_email(token: str, now: datetime | None = None) -> Client:
     """Mark the client's address confirmed and use the link up. The link is claimed
     by one UPDATE, so it works once even when opened twice at the same moment."""
     now = now or utcnow()
-    if not token or len(token) > 200:
-        raise VerificationError("invalid link")
-    row = db.session.scalar(select(EmailVerificationToken)
-                            .where(EmailVerificationToken.token_hash == hash_token(token)))
+    row = token_row(EmailVerificationToken, token)
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise VerificationError("invalid link")
     client = db.session.get(Client, row.client_id)

@@ -9,7 +9,6 @@ link that is unknown, used, withdrawn or expired, deliberately not told apart) a
 changes nothing. Every change is written to the activity log."""
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from app.models.clients import (
 from app.models.system import EmailTemplate
 from app.notifications.queue import queue_email
 from app.portal.access import CLIENT_ROLE, is_client_user
-from app.portal.passwords import check_new_password, hash_password
+from app.portal.passwords import check_new_password, hash_password, hash_token, token_row
 
 INVITATION_TEMPLATE = "Client User Invitation"
 INVITATION_LIFETIME = timedelta(days=7)
@@ -52,10 +51,6 @@ class UserAdminError(ValueError):
 
 class InvitationError(UserAdminError):
     """The invitation link is unknown, used, withdrawn or expired."""
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def clean_permissions(names: Iterable[str]) -> list[str]:
@@ -171,10 +166,7 @@ def invite_user(client_id: int, email: str, permissions: Iterable[str], inviter,
 def invitation_for_token(token: str, now: datetime | None = None) -> ClientInvitation:
     """The open invitation of a link; InvitationError when there is none."""
     now = now or utcnow()
-    if not token or len(token) > 200:
-        raise InvitationError("invalid invitation")
-    invitation = db.session.scalar(select(ClientInvitation)
-                                   .where(ClientInvitation.token_hash == hash_token(token)))
+    invitation = token_row(ClientInvitation, token)
     if invitation is None or invitation.accepted_at is not None \
             or invitation.cancelled_at is not None or invitation.expires_at <= now \
             or invitation.client.status == ClientStatus.CLOSED.value:
