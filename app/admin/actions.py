@@ -330,13 +330,14 @@ class EngineActions:
             submit=submit, danger=danger,
             back_url=url_for(f"{self.endpoint}.show", pk=record.id), **context)
 
-    def one_click(self, pk: int, work, on_success):
-        """A button with no form but its CSRF token: do it and go back to the record."""
+    def one_click(self, pk: int, work, on_success, run=None):
+        """A button with no form but its CSRF token: do it (through run, self.run unless
+        given) and go back to the record."""
         record = self.record_or_404(pk)
         if not ButtonForm().validate_on_submit():
             flash("The page had expired: nothing was changed. Please try again.", "danger")
             return self.back_to(record)
-        self.run(lambda: work(record), on_success)
+        (run or self.run)(lambda: work(record), on_success)
         return self.back_to(record)
 
 

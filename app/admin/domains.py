@@ -11,7 +11,7 @@ from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from app.activity import current_actor
-from app.admin.actions import ButtonForm, EngineActions, text_box
+from app.admin.actions import EngineActions, text_box
 from app.billing.numbering_counter import unit_of_work
 from app.registrars import domains as domain_engine
 
@@ -98,12 +98,7 @@ class DomainActions(EngineActions):
         return True
 
     def _one_click(self, pk: int, work):
-        record = self.record_or_404(pk)
-        if not ButtonForm().validate_on_submit():
-            flash("The page had expired: nothing was changed. Please try again.", "danger")
-        else:
-            self.run_domain(lambda: work(record), lambda result: said(result.message))
-        return self.back_to(record)
+        return self.one_click(pk, work, lambda result: said(result.message), run=self.run_domain)
 
     def _facts(self, domain) -> list[tuple[str, str]]:
         return [("Client", domain.client.full_name), ("Status", domain.status),
