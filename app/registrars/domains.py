@@ -344,18 +344,30 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
 
 # EPP code
 
-def get_epp_code(domain_id: int, actor: Actor | None = None) -> str:
-    """The EPP code from the registrar (for staff or the API); the code is never logged.
-    DomainActionError when the registrar does not hand it out."""
+def _epp_domain(domain_id: int):
+    """The domain (locked) and its registrar module; only an Active domain has a code."""
     domain = _lock(domain_id)
     if domain.status != DomainStatus.ACTIVE.value:
         raise DomainActionError(f"{domain.name} is {domain.status}: an EPP code exists only "
                                 "for an Active domain")
-    module = module_for(domain)
+    return domain, module_for(domain)
+
+
+def _ask_epp_code(module, domain: Domain):
+    """The registrar's answer; a registrar that hands out no codes is a DomainActionError
+    (a failed call stays a RegistrarError, for the caller)."""
     try:
-        answer = module.get_epp_code(domain.name)
+        return module.get_epp_code(domain.name)
     except UnsupportedOperation as error:
         raise DomainActionError(str(error)) from None
+
+
+def get_epp_code(domain_id: int, actor: Actor | None = None) -> str:
+    """The EPP code from the registrar (for staff or the API); the code is never logged.
+    DomainActionError when the registrar does not hand it out."""
+    domain, module = _epp_domain(domain_id)
+    try:
+        answer = _ask_epp_code(module, domain)
     except RegistrarError as error:
         _failed(domain, "EPP code request", error, actor)
         raise DomainActionError(f"the registrar did not give the EPP code of {domain.name}: "
@@ -368,15 +380,9 @@ def get_epp_code(domain_id: int, actor: Actor | None = None) -> str:
 def request_epp_code(domain_id: int, actor: Actor | None = None) -> DomainActionResult:
     """Get the EPP code from the registrar and email it to the client (through the
     email queue). The code appears in no log and no page."""
-    domain = _lock(domain_id)
-    if domain.status != DomainStatus.ACTIVE.value:
-        raise DomainActionError(f"{domain.name} is {domain.status}: an EPP code exists only "
-                                "for an Active domain")
-    module = module_for(domain)
+    domain, module = _epp_domain(domain_id)
     try:
-        answer = module.get_epp_code(domain.name)
-    except UnsupportedOperation as error:
-        raise DomainActionError(str(error)) from None
+        answer = _ask_epp_code(module, domain)
     except RegistrarError as error:
         return _failed(domain, "EPP code request", error, actor)
     if not answer.epp_code:
