@@ -5,7 +5,7 @@ import logging
 import os
 import sqlite3
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -87,7 +87,10 @@ def init_celery(app: Flask) -> None:
 
     class FlaskTask(celery.Task):
         def __call__(self, *args, **kwargs):
-            with app.app_context():
+            # A task run in-process (eager) belongs to the app that called it, in a
+            # context of its own (its own database session, as in a worker).
+            target = current_app._get_current_object() if has_app_context() else app
+            with target.app_context():
                 return self.run(*args, **kwargs)
 
     celery.config_from_object(app.config["CELERY"])
