@@ -2,7 +2,9 @@
 with openpyxl, PDF with pdftotext (poppler-utils)."""
 import csv
 import io
+import re
 import subprocess
+import zipfile
 from datetime import datetime
 from decimal import Decimal
 
@@ -41,6 +43,12 @@ def test_income_exports_agree(business):  # noqa: F811
     amounts = [[Decimal(str(cell.value)) for cell in row[2:]] for row in sheet.iter_rows(min_row=2)]
     assert amounts == [[D("49.00"), D("0.00")], [D("130.00"), D("4.20")], [D("30.00"), D("1.75")]]
     assert sheet["C2"].number_format == "#,##0.00" and sheet["A2"].number_format == "yyyy-mm"
+    # The file holds each amount's own decimal text, never a float's rendering of it.
+    with zipfile.ZipFile(io.BytesIO(export(result, "xlsx", TODAY).content)) as package:
+        xml = package.read("xl/worksheets/sheet1.xml").decode()
+    stored = re.findall(r'<c r="([CD]\d+)"[^>]*><v>([^<]*)</v>', xml)
+    assert stored == [("C2", "49.00"), ("D2", "0.00"), ("C3", "130.00"), ("D3", "4.20"),
+                      ("C4", "30.00"), ("D4", "1.75")]
     assert sheet.freeze_panes == "A2" and sheet["A1"].font.b
 
     text = pdf_text(export(result, "pdf", TODAY).content)
