@@ -86,8 +86,9 @@ def quote_upgrade(service_id: int, new_product_id: int, new_cycle: str, today: d
 
 
 def apply_upgrade(service_id: int, new_product_id: int, new_cycle: str, today: date,
-                  actor: Actor | None = None) -> Upgrade:
-    """Order the change: an invoice when money is due, else the change (and credit) now."""
+                  actor: Actor | None = None, payment_method: str | None = None) -> Upgrade:
+    """Order the change: an invoice when money is due (paid by payment_method, else the
+    client's default gateway), else the change (and credit) now."""
     actor = actor or Actor.system()
     change = _change(service_id, new_product_id, new_cycle, today)
     service, product, quote = change.service, change.product, change.quote
@@ -120,7 +121,7 @@ def apply_upgrade(service_id: int, new_product_id: int, new_cycle: str, today: d
             description=f"Upgrade: {old_label} => {new_label}, {today} to {period_end}",
             amount=quote.amount_due, taxed=product.taxed, period_start=today, period_end=period_end)
         invoicing.create_invoice(service.client_id, [line], issue_date=today, due_date=today,
-                                 actor=actor)
+                                 actor=actor, payment_method=payment_method)
         return upgrade
     _complete(upgrade, quote.new_next_due_date, actor)
     if quote.amount_due < 0:

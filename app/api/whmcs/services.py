@@ -14,7 +14,7 @@ from app.extensions import db
 from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.models.catalog import Product
-from app.models.billing import Invoice, InvoiceItem, ItemType
+from app.models.billing import InvoiceItem, ItemType
 from app.models.orders import Service, Upgrade
 from app.provisioning import service_commands
 
@@ -88,12 +88,10 @@ def upgrade_product(params: Params, actor: Actor) -> dict:
                "upgradeinprogress": pending is not None}
     if calculate_only:
         return payload
-    upgrade = upgrades.apply_upgrade(service.id, product_id, cycle, today, actor=actor)
+    upgrade = upgrades.apply_upgrade(service.id, product_id, cycle, today, actor=actor,
+                                     payment_method=payment_method)
     invoice_id = db.session.scalar(select(InvoiceItem.invoice_id).where(
         InvoiceItem.type == ItemType.UPGRADE.value, InvoiceItem.rel_id == upgrade.id))
-    if invoice_id and payment_method:
-        invoice = db.session.get(Invoice, invoice_id)
-        invoice.payment_method = payment_method  # how the client pays it; no money changes
     return {**payload, "upgradeinprogress": False, "orderid": 0, "invoiceid": invoice_id or 0,
             "upgradeid": upgrade.id}
 
