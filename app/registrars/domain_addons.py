@@ -20,17 +20,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from app import settings
 from app.activity import Actor, log
 from app.billing.cycles import add_months
 from app.billing.money import to_money
 from app.extensions import db
-from app.models.billing import Invoice, InvoiceItem, InvoiceStatus
+from app.models.billing import Invoice, InvoiceItem
 from app.models.domains import Domain, DomainAddon, DomainStatus
 from app.orders.pricing import DOMAIN_ADDON_ITEM_TYPES, domain_addon_prices, offered_domain_addons
-from app.registrars.domains import DomainActionError, _lock, tld_of
+from app.registrars.domains import DomainActionError, _lock, open_invoice_with_line, tld_of
 
 ZERO = Decimal("0.00")
 ADDON_OF_ITEM_TYPE = {item.value: addon for addon, item in DOMAIN_ADDON_ITEM_TYPES.items()}
@@ -83,15 +81,6 @@ def addon_charge(domain: Domain, addon: DomainAddon, today: date) -> AddonCharge
     return AddonCharge(addon, price, amount, today, paid_until - timedelta(days=1))
 
 
-def _open_invoice(domain: Domain, addon: DomainAddon) -> Invoice | None:
-    return db.session.scalar(
-        select(Invoice).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
-        .where(InvoiceItem.type == DOMAIN_ADDON_ITEM_TYPES[addon].value,
-               InvoiceItem.rel_id == domain.id,
-               Invoice.status.in_((InvoiceStatus.UNPAID.value, InvoiceStatus.DRAFT.value)))
-        .order_by(Invoice.id.desc()).limit(1))
-
-
 def _switch_on(domain: Domain, addon: DomainAddon, actor: Actor | None, why: str) -> None:
     """Flag on, and the yearly price added to each renewal of the domain's period."""
     before = {addon.value: False, "recurring_amount": domain.recurring_amount}
@@ -122,7 +111,7 @@ def order_addon(domain_id: int, addon, actor: Actor | None = None,
         raise DomainActionError(f"{addon.label} is not offered for {domain.name}")
     if getattr(domain, addon.value):
         raise DomainActionError(f"{addon.label} is already on for {domain.name}")
-    open_invoice = _open_invoice(domain, addon)
+    open_invoice = open_invoice_with_line(domain, DOMAIN_ADDON_ITEM_TYPES[addon])
     if open_invoice is not None:
         return open_invoice
     today = today or business_today()

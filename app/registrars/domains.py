@@ -296,6 +296,16 @@ def renew_paid_domains(invoice_id: int, actor: Actor | None = None) -> list[Doma
     return [renew_paid_domain(domain_id, actor) for domain_id in domain_ids]
 
 
+def open_invoice_with_line(domain: Domain, item_type: ItemType) -> Invoice | None:
+    """The newest unpaid or draft invoice with a line of this type for the domain (a
+    second click reuses it instead of billing twice)."""
+    return db.session.scalar(
+        select(Invoice).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
+        .where(InvoiceItem.type == item_type.value, InvoiceItem.rel_id == domain.id,
+               Invoice.status.in_((InvoiceStatus.UNPAID.value, InvoiceStatus.DRAFT.value)))
+        .order_by(Invoice.id.desc()).limit(1))
+
+
 def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoice:
     """The invoice renewing a domain for its next period (the portal's "Renew now"):
     the unpaid one if there is one already, else a new one through the billing engine,
@@ -309,11 +319,7 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
         raise DomainActionError(f"{domain.name} is {domain.status}: it cannot be renewed now")
     if domain.do_not_renew:
         raise DomainActionError(f"{domain.name} is marked do not renew")
-    open_invoice = db.session.scalar(
-        select(Invoice).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
-        .where(InvoiceItem.type == ItemType.DOMAIN_RENEW.value, InvoiceItem.rel_id == domain.id,
-               Invoice.status.in_((InvoiceStatus.UNPAID.value, InvoiceStatus.DRAFT.value)))
-        .order_by(Invoice.id.desc()).limit(1))
+    open_invoice = open_invoice_with_line(domain, ItemType.DOMAIN_RENEW)
     if open_invoice is not None:
         return open_invoice
     years = _years(domain.registration_period, 1)
