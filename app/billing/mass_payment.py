@@ -25,6 +25,8 @@ MAX_INVOICES = 100
 # of what a client owes.
 COMBINED_INVOICE = exists().where(InvoiceItem.invoice_id == Invoice.id,
                                   InvoiceItem.type == ItemType.MASS_PAY.value)
+_ADD_FUNDS_INVOICE = exists().where(InvoiceItem.invoice_id == Invoice.id,
+                                    InvoiceItem.type == ItemType.ADD_FUNDS.value)
 
 
 def is_mass_pay(invoice: Invoice) -> bool:
@@ -44,6 +46,17 @@ def _check_ids(invoice_ids) -> list[int]:
     if len(ids) > MAX_INVOICES:
         raise BillingError(f"at most {MAX_INVOICES} invoices can be paid together")
     return ids
+
+
+def payable_invoices(client_id: int) -> list[Invoice]:
+    """The client's invoices a mass payment may cover (what create_mass_pay_invoice
+    accepts): unpaid with something left to pay, neither combined nor Add Funds."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id,
+                              Invoice.status == InvoiceStatus.UNPAID.value,
+                              Invoice.total > Invoice.amount_paid,
+                              ~COMBINED_INVOICE, ~_ADD_FUNDS_INVOICE)
+        .order_by(Invoice.due_date, Invoice.id)))
 
 
 def open_mass_pay_invoices(client_id: int) -> list[Invoice]:

@@ -24,7 +24,7 @@ from app.extensions import db
 from app.gateways import methods, processing, surcharges
 from app.gateways.base import Gateway, GatewayError, PaymentStatus
 from app.gateways.registry import enabled_gateways
-from app.models.billing import Invoice, InvoiceStatus, ItemType, PayMethod
+from app.models.billing import Invoice, PayMethod
 from app.portal import portal
 from app.portal.access import current_client, owned_or_404, requires
 from app.portal.views import OWED_STATUSES, _owned_invoice
@@ -138,19 +138,10 @@ def payment_return(invoice_id: int, gateway: str):
 
 # Mass payment
 
-def _unpaid_invoices() -> list[Invoice]:
-    rows = db.session.scalars(
-        select(Invoice).where(Invoice.client_id == current_client().id,
-                              Invoice.status == InvoiceStatus.UNPAID.value)
-        .order_by(Invoice.due_date, Invoice.id))
-    return [row for row in rows if row.balance > 0 and not mass_payment.is_mass_pay(row)
-            and not any(item.type == ItemType.ADD_FUNDS for item in row.items)]
-
-
 @portal.route("/invoices/mass-pay", methods=["GET", "POST"])
 @requires("invoices")
 def mass_pay():
-    unpaid = _unpaid_invoices()
+    unpaid = mass_payment.payable_invoices(current_client().id)
     form = MassPayForm()
     form.invoices.choices = [(row.id, row.number or str(row.id)) for row in unpaid]
     if form.validate_on_submit():
