@@ -421,6 +421,14 @@ def builtin_report(key: str) -> SavedReport | None:
         SavedReport.name == BUILTINS_BY_KEY[key].name, SavedReport.builtin.is_(True)))
 
 
+def builtin_report_ids() -> dict[str, int]:
+    """The saved row's id of each built-in report there is, by key (one query)."""
+    keys = {report.name: report.key for report in BUILTIN_REPORTS}
+    rows = db.session.execute(select(SavedReport.name, SavedReport.id).where(
+        SavedReport.name.in_(keys), SavedReport.builtin.is_(True)))
+    return {keys[name]: report_id for name, report_id in rows}
+
+
 # -- the analytics dashboard --------------------------------------------------------
 
 @dataclass

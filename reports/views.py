@@ -27,7 +27,7 @@ from reports.builder import (
     definition_from_form, definition_to_form, run_report,
 )
 from reports.builtin import (
-    BUILTINS_BY_KEY, builtin_report, dashboard_kpis, dashboard_trends, ensure_builtin_reports,
+    builtin_report_ids, dashboard_kpis, dashboard_trends, ensure_builtin_reports,
 )
 from reports.charts import figure_for
 from reports.dashboards import finance_dashboard, support_dashboard
@@ -357,13 +357,7 @@ class ReportDashboardView(BaseView):
     def index(self):
         ensure_builtin_reports()
         today = business_today()
-        sm = self.appbuilder.sm
-        links = {}
-        if sm.has_access("can_show", "ReportListView"):
-            for key in BUILTINS_BY_KEY:
-                report = builtin_report(key)
-                if report is not None:
-                    links[key] = url_for("ReportListView.show", report_id=report.id)
+        links = _report_links(self.appbuilder.sm)
         trends = [{"result": result, "figure": figure_for(result),
                    "link": links.get(key)}
                   for key, result in zip(("income_by_month", "mrr_by_month",
@@ -424,12 +418,8 @@ def _report_links(sm) -> dict[str, str]:
     """Built-in report pages by key, for a user who may open report pages."""
     if not sm.has_access("can_show", "ReportListView"):
         return {}
-    links = {}
-    for key in BUILTINS_BY_KEY:
-        report = builtin_report(key)
-        if report is not None:
-            links[key] = url_for("ReportListView.show", report_id=report.id)
-    return links
+    return {key: url_for("ReportListView.show", report_id=report_id)
+            for key, report_id in builtin_report_ids().items()}
 
 
 def _team_dashboard(view, title: str, build, styles: dict):
