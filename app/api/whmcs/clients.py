@@ -430,26 +430,20 @@ def update_contact(params: Params, actor: Actor) -> dict:
 
 @action("ValidateLogin", "ClientUserApi", "can_get")
 def validate_login(params: Params, actor: Actor) -> dict:
-    """Whether an email and password open a client login; answers the client it owns,
-    never the password hash."""
+    """Whether an email and password open a client login (checked as the portal's sign-in
+    checks them, failed attempts counted); answers the client it opens, never the hash."""
     from flask import current_app
-    from werkzeug.security import check_password_hash
 
-    from app.models.clients import ClientUser
+    from app.auth import twofactor
+    from app.portal.access import memberships_of
 
     email = params.text("email", required=True)
     password = params.raw("password2")
     if not password:
         raise ApiError("Parameter password2 is required")
-    user = current_app.appbuilder.sm.find_user(email=email.lower()) or \
-        current_app.appbuilder.sm.find_user(username=email.lower())
-    membership = None
-    if user is not None and user.active and user.password and check_password_hash(user.password, password):
-        membership = db.session.scalar(select(ClientUser).where(ClientUser.user_id == user.id)
-                                       .order_by(ClientUser.is_owner.desc(), ClientUser.id).limit(1))
-    if membership is None:
+    user = current_app.appbuilder.sm.authenticate_password(email, password)
+    memberships = memberships_of(user.id) if user is not None else []
+    if not memberships:
         raise ApiError("Email or Password Invalid")
-    from app.auth import twofactor
-
-    return {"userid": membership.client_id, "passwordhash": "",
+    return {"userid": memberships[0].client_id, "passwordhash": "",
             "twoFactorEnabled": twofactor.is_enabled(user.id)}
