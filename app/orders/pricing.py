@@ -211,20 +211,27 @@ def find_tld(tld: str) -> Tld | None:
 
 def domain_price(tld: str, currency_code: str, action: str, years: int) -> Decimal | None:
     """The price to register or transfer (or renew) a domain for `years`; None when not sold."""
+    return domain_prices(tld, currency_code, action, years).get(years)
+
+
+def domain_prices(tld: str, currency_code: str, action: str,
+                  years: int | None = None) -> dict[int, Decimal]:
+    """years -> price to register, transfer or renew a domain, for every period sold
+    in the currency (or only `years`), read in one query."""
     if action not in (*DOMAIN_ACTIONS, "renew"):
         raise OrderError(f"Unknown domain action {action!r}.")
     found = find_tld(tld)
     if found is None:
-        return None
+        return {}
     currency = currency_by_code(currency_code)
-    row = db.session.scalar(select(TldPricing).where(
-        TldPricing.tld_id == found.id, TldPricing.currency_id == currency.id,
-        TldPricing.years == years))
-    if row is None:
-        return None
-    price = {REGISTER: row.register_price, TRANSFER: row.transfer_price, "renew": row.renew_price}[action]
+    query = select(TldPricing).where(TldPricing.tld_id == found.id,
+                                     TldPricing.currency_id == currency.id)
+    if years is not None:
+        query = query.where(TldPricing.years == years)
+    column = {REGISTER: "register_price", TRANSFER: "transfer_price", "renew": "renew_price"}[action]
     # WHMCS marks a price of -1 (or here: nothing) as not offered; zero is a free domain.
-    return to_money(price)
+    return {row.years: to_money(getattr(row, column))
+            for row in db.session.scalars(query.order_by(TldPricing.years))}
 
 
 def domain_addon_prices(currency_code: str) -> dict[DomainAddon, Decimal]:

@@ -457,14 +457,10 @@ def domain_search():
                                          in pricing.domain_addon_prices(currency.code).items()})
 
 
-def register_prices(tld: str, currency: Currency) -> dict[int, Decimal]:
-    """years -> register price, for the periods sold."""
-    found = {}
-    for years in YEAR_CHOICES:
-        price = pricing.domain_price(tld, currency.code, "register", years)
-        if price is not None:
-            found[years] = price
-    return found
+def register_prices(tld: str, currency: Currency, action: str = REGISTER) -> dict[int, Decimal]:
+    """years -> register (or transfer) price, for the periods the store offers."""
+    prices = pricing.domain_prices(tld, currency.code, action)
+    return {years: prices[years] for years in YEAR_CHOICES if years in prices}
 
 
 def tld_row(tld: str) -> Tld | None:
@@ -551,13 +547,8 @@ def cart():
 
 
 def register_or_transfer_prices(line: CartLine, currency: Currency) -> dict[int, Decimal]:
-    tld = pricing.tld_of(line.domain or "")
-    found = {}
-    for years in YEAR_CHOICES:
-        price = pricing.domain_price(tld, currency.code, line.domain_action or REGISTER, years)
-        if price is not None:
-            found[years] = price
-    return found
+    return register_prices(pricing.tld_of(line.domain or ""), currency,
+                           line.domain_action or REGISTER)
 
 
 @portal.route("/cart/<int:index>/update", methods=["POST"])
