@@ -64,6 +64,8 @@ def record_transaction(*, gateway: str, client_id: int | None = None,
                            else "A transaction needs a client or an invoice")
     if not amount_in and not amount_out:
         raise BillingError("A transaction needs an amount in or an amount out")
+    if to_credit and not amount_in:
+        raise BillingError("Only money received can become credit")
     if transaction_id and db.session.scalar(select(Transaction.id).where(
             Transaction.gateway == gateway, Transaction.gateway_transaction_id == transaction_id)):
         raise BillingError(f"Transaction ID {transaction_id} of {gateway} was recorded already")
@@ -78,8 +80,6 @@ def record_transaction(*, gateway: str, client_id: int | None = None,
         f"{amount_out}, fees {fees} ({gateway})", row,
         after={"amount_in": amount_in, "amount_out": amount_out, "fees": fees}, actor=actor)
     if to_credit:
-        if not amount_in:
-            raise BillingError("Only money received can become credit")
         credit.add_credit(client.id, amount_in - fees if fees < amount_in else amount_in,
                           f"Transaction #{row.id}: {description or gateway}"[:255], actor=actor)
     return row
