@@ -496,7 +496,7 @@ def dashboard_kpis(today: date | None = None) -> list[Kpi]:
         Kpi("open_tickets", "Open tickets", "ticket_volume",
             count=int(tickets.frame["count"].iloc[0])),
         Kpi("churn", "Client churn this month", "churn_rate",
-            number=(Decimal(lost * 100) / paying).quantize(Decimal("0.01")) if paying else None,
+            number=metrics.percent(lost, paying),  # rounded as the churn report rounds
             suffix=" %"),
     ]
 
@@ -518,6 +518,6 @@ def dashboard_trends(today: date | None = None) -> list[ReportResult]:
             run_report(clients, "New clients by month", today)]
 
 
-
-# The computations of reports.metrics register themselves with @special.
-from reports import metrics  # noqa: E402,F401
+# The computations of reports.metrics register themselves with @special (imported
+# last: they build on this module); dashboard_kpis also uses its percent.
+from reports import metrics  # noqa: E402

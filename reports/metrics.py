@@ -179,11 +179,17 @@ def _money(series: pd.Series) -> pd.Series:
     return series.map(lambda value: quantize(value, MONEY)).astype(object)
 
 
-def _percent(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+def percent(numerator, denominator) -> Decimal | None:
     """numerator / denominator as a percentage with two decimals (none when 0)."""
-    return pd.Series([(Decimal(str(n)) * 100 / Decimal(str(d))).quantize(PERCENT, ROUND_HALF_UP)
-                      if d else None
-                      for n, d in zip(numerator, denominator)], index=numerator.index, dtype=object)
+    if not denominator:
+        return None
+    return (Decimal(str(numerator)) * 100 / Decimal(str(denominator))).quantize(
+        PERCENT, ROUND_HALF_UP)
+
+
+def _percent(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return pd.Series([percent(n, d) for n, d in zip(numerator, denominator)],
+                     index=numerator.index, dtype=object)
 
 
 def monthly_movements(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],
