@@ -29,7 +29,7 @@ from app.billing.errors import BillingError
 from app.billing.proration import UpgradeQuote, upgrade_quote
 from app.extensions import db
 from app.models.base import utcnow
-from app.models.billing import InvoiceItem, ItemType
+from app.models.billing import Invoice, InvoiceItem, ItemType
 from app.models.catalog import Product, ProductPricing
 from app.models.orders import Service, ServiceStatus, Upgrade
 
@@ -129,6 +129,13 @@ def apply_upgrade(service_id: int, new_product_id: int, new_cycle: str, today: d
                                  f"Downgrade of service #{service.id} to {new_label}: unused time",
                                  actor=actor)
     return upgrade
+
+
+def upgrade_invoice(upgrade_id: int) -> Invoice | None:
+    """The invoice whose Upgrade line bills this upgrade (None when nothing was due)."""
+    return db.session.scalar(
+        select(Invoice).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
+        .where(InvoiceItem.type == ItemType.UPGRADE.value, InvoiceItem.rel_id == upgrade_id))
 
 
 def complete_paid_upgrade(item: InvoiceItem, actor: Actor | None = None) -> Upgrade | None:

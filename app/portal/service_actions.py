@@ -30,9 +30,9 @@ from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.billing.numbering_counter import unit_of_work
 from app.billing.proration import UpgradeQuote
-from app.billing.upgrades import PENDING, apply_upgrade, quote_upgrade
+from app.billing.upgrades import PENDING, apply_upgrade, quote_upgrade, upgrade_invoice
 from app.extensions import db
-from app.models.billing import Invoice, InvoiceItem, ItemType
+from app.models.billing import Invoice
 from app.models.catalog import RECURRING_CYCLES, Product, ProductPricing
 from app.models.orders import Service, ServiceStatus, Upgrade
 from app.portal import portal
@@ -111,13 +111,7 @@ def pending_upgrade(service_id: int) -> tuple[Upgrade, Invoice | None] | None:
                                                       Upgrade.status == PENDING))
     if upgrade is None:
         return None
-    return upgrade, upgrade_invoice(upgrade)
-
-
-def upgrade_invoice(upgrade: Upgrade) -> Invoice | None:
-    return db.session.scalar(
-        select(Invoice).join(InvoiceItem, InvoiceItem.invoice_id == Invoice.id)
-        .where(InvoiceItem.type == ItemType.UPGRADE.value, InvoiceItem.rel_id == upgrade.id))
+    return upgrade, upgrade_invoice(upgrade.id)
 
 
 # Engine: control-panel passwords
@@ -226,7 +220,7 @@ def _order_plan_change(service: Service, key: str, today: date):
         with unit_of_work():
             upgrade = apply_upgrade(service.id, chosen.product.id, chosen.cycle, today,
                                     current_actor())
-            invoice = upgrade_invoice(upgrade)
+            invoice = upgrade_invoice(upgrade.id)
             invoice_id = invoice.id if invoice is not None else None
     except BillingError as error:
         flash(_("The plan was not changed: %(reason)s", reason=str(error)), "danger")

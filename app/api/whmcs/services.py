@@ -14,7 +14,6 @@ from app.extensions import db
 from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.models.catalog import Product
-from app.models.billing import InvoiceItem, ItemType
 from app.models.orders import Service, Upgrade
 from app.provisioning import service_commands
 
@@ -90,9 +89,9 @@ def upgrade_product(params: Params, actor: Actor) -> dict:
         return payload
     upgrade = upgrades.apply_upgrade(service.id, product_id, cycle, today, actor=actor,
                                      payment_method=payment_method)
-    invoice_id = db.session.scalar(select(InvoiceItem.invoice_id).where(
-        InvoiceItem.type == ItemType.UPGRADE.value, InvoiceItem.rel_id == upgrade.id))
-    return {**payload, "upgradeinprogress": False, "orderid": 0, "invoiceid": invoice_id or 0,
+    invoice = upgrades.upgrade_invoice(upgrade.id)
+    return {**payload, "upgradeinprogress": False, "orderid": 0,
+            "invoiceid": invoice.id if invoice is not None else 0,
             "upgradeid": upgrade.id}
 
 
