@@ -142,9 +142,8 @@ def domain(domain_id: int):
                            toggle_form=ToggleForm(), addons=addon_rows(row),
                            manageable=managing and row.status in MANAGEABLE_STATUSES,
                            can_request_epp=managing and row.status == DomainStatus.ACTIVE.value,
-                           can_renew=(managing and can("invoices") and not row.do_not_renew
-                                      and row.status in (DomainStatus.ACTIVE.value,
-                                                         DomainStatus.GRACE.value)))
+                           can_renew=(managing and can("invoices")
+                                      and domain_engine.renewal_refusal(row) is None))
 
 
 def _domain_change(domain_id: int, change):

@@ -306,6 +306,15 @@ def open_invoice_with_line(domain: Domain, item_type: ItemType) -> Invoice | Non
         .order_by(Invoice.id.desc()).limit(1))
 
 
+def renewal_refusal(domain: Domain) -> str | None:
+    """Why the client cannot invoice a renewal now (None: they can)."""
+    if domain.status not in (DomainStatus.ACTIVE.value, DomainStatus.GRACE.value):
+        return f"{domain.name} is {domain.status}: it cannot be renewed now"
+    if domain.do_not_renew:
+        return f"{domain.name} is marked do not renew"
+    return None
+
+
 def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoice:
     """The invoice renewing a domain for its next period (the portal's "Renew now"):
     the unpaid one if there is one already, else a new one through the billing engine,
@@ -315,10 +324,9 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
     from app.billing.errors import BillingError
 
     domain = _lock(domain_id)
-    if domain.status not in (DomainStatus.ACTIVE.value, DomainStatus.GRACE.value):
-        raise DomainActionError(f"{domain.name} is {domain.status}: it cannot be renewed now")
-    if domain.do_not_renew:
-        raise DomainActionError(f"{domain.name} is marked do not renew")
+    refusal = renewal_refusal(domain)
+    if refusal:
+        raise DomainActionError(refusal)
     open_invoice = open_invoice_with_line(domain, ItemType.DOMAIN_RENEW)
     if open_invoice is not None:
         return open_invoice
