@@ -83,12 +83,14 @@ def _item(line: QuoteLine) -> QuoteItem:
                      discount_percent=discount, taxed=bool(line.taxed))
 
 
-def _compute_totals(quote: Quote, client: Client) -> None:
-    """Subtotal, taxes and total by the same tax rules as an invoice of this client."""
+def _compute_totals(quote: Quote, client: Client, items: list[QuoteItem] | None = None) -> None:
+    """Subtotal, taxes and total of these lines (default: the quote's) by the same tax
+    rules as an invoice of this client."""
+    items = quote.items if items is None else items
     taxes = taxes_for_client(client)
     places = invoicing.currency_places(client)
     result = compute_invoice_taxes(
-        [(line_amount(item, places), item.taxed) for item in quote.items],
+        [(line_amount(item, places), item.taxed) for item in items],
         taxes.level1, taxes.level2, taxes.inclusive, taxes.compound, taxes.exempt, places)
     if result.total < 0:
         raise QuoteError(f"a quote total cannot be negative (the lines add up to {result.total})")
@@ -195,17 +197,9 @@ def refresh_totals(quote: Quote, *, adding: QuoteItem | None = None,
     # The row being saved is not in the session yet: nothing may flush it half-built.
     with db.session.no_autoflush:
         lines = [item for item in quote.items if item is not without and item is not adding]
-        places = invoicing.currency_places(quote.client)
-        taxes = taxes_for_client(quote.client)
-    if adding is not None:
-        lines.append(adding)
-    result = compute_invoice_taxes([(line_amount(item, places), item.taxed) for item in lines],
-                                   taxes.level1, taxes.level2, taxes.inclusive, taxes.compound,
-                                   taxes.exempt, places)
-    if result.total < 0:
-        raise QuoteError(f"a quote total cannot be negative (the lines add up to {result.total})")
-    quote.subtotal, quote.tax1, quote.tax2, quote.total = (
-        result.subtotal, result.tax1, result.tax2, result.total)
+        if adding is not None:
+            lines.append(adding)
+        _compute_totals(quote, quote.client, lines)
     return quote
 
 
