@@ -81,12 +81,16 @@ def addon_charge(domain: Domain, addon: DomainAddon, today: date) -> AddonCharge
     return AddonCharge(addon, price, amount, today, paid_until - timedelta(days=1))
 
 
+def _per_renewal(domain: Domain, addon: DomainAddon) -> Decimal:
+    """What the addon adds to each renewal: its yearly price times the domain's period."""
+    return yearly_price(domain, addon) * (domain.registration_period or 1)
+
+
 def _switch_on(domain: Domain, addon: DomainAddon, actor: Actor | None, why: str) -> None:
     """Flag on, and the yearly price added to each renewal of the domain's period."""
     before = {addon.value: False, "recurring_amount": domain.recurring_amount}
     setattr(domain, addon.value, True)
-    domain.recurring_amount = (domain.recurring_amount or ZERO) + \
-        yearly_price(domain, addon) * (domain.registration_period or 1)
+    domain.recurring_amount = (domain.recurring_amount or ZERO) + _per_renewal(domain, addon)
     db.session.flush()
     log("domain_addon_on", f"{addon.label} switched on for {domain.name} ({why})", domain,
         before=before, after={addon.value: True, "recurring_amount": domain.recurring_amount},
@@ -142,8 +146,8 @@ def cancel_addon(domain_id: int, addon, actor: Actor | None = None) -> None:
         raise DomainActionError(f"{addon.label} is not on for {domain.name}")
     before = {addon.value: True, "recurring_amount": domain.recurring_amount}
     setattr(domain, addon.value, False)
-    reduced = (domain.recurring_amount or ZERO) - yearly_price(domain, addon) * (domain.registration_period or 1)
-    domain.recurring_amount = max(reduced, ZERO)
+    domain.recurring_amount = max((domain.recurring_amount or ZERO) - _per_renewal(domain, addon),
+                                  ZERO)
     db.session.flush()
     log("domain_addon_off", f"{addon.label} switched off for {domain.name} (no refund; renewals "
         "without it)", domain, before=before,
