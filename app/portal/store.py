@@ -293,29 +293,31 @@ def domain_lines_for(choice: dict, cart: Cart, currency: Currency) -> tuple[str 
     name = answer.domain
     if any(line.kind == DOMAIN and line.domain == name for line in cart.lines):
         return name, []  # the domain is in the cart already (added from the search)
-    refuse_unchecked(answer)
-    if mode == "register":
-        if not answer.available:
-            raise OrderError(_("%(domain)s is not available to register (%(reason)s).",
-                               domain=name, reason=answer.reason or _("taken")))
+    refuse_unorderable(answer, mode, choice["epp_code"])
+    if mode == REGISTER:
         return name, [CartLine(kind=DOMAIN, domain=name, domain_action=REGISTER, years=1)]
-    if answer.available:
-        raise OrderError(_("%(domain)s is not registered yet: register it instead.", domain=name))
-    if not choice["epp_code"]:
-        raise OrderError(_("Enter the EPP (authorisation) code to transfer %(domain)s.",
-                           domain=name))
     return name, [CartLine(kind=DOMAIN, domain=name, domain_action=TRANSFER, years=1,
                            epp_code=choice["epp_code"])]
 
 
-def refuse_unchecked(answer) -> None:
-    """A TLD not sold, or a name nobody could check (registry unreachable): neither a
+def refuse_unorderable(answer, action: str, epp_code: str) -> None:
+    """OrderError when the checked name cannot be registered (or transferred) as asked.
+    A TLD not sold, or a name nobody could check (registry unreachable): neither a
     registration nor a transfer can be ordered on a guess."""
     if not answer.sold:
         raise OrderError(_("We do not sell .%(tld)s domains.", tld=answer.tld))
     if answer.reason == COULD_NOT_CHECK:
         raise OrderError(_("We could not check %(domain)s just now: please try again in a "
                            "moment.", domain=answer.domain))
+    if action == REGISTER and not answer.available:
+        raise OrderError(_("%(domain)s is not available to register (%(reason)s).",
+                           domain=answer.domain, reason=answer.reason or _("taken")))
+    if action == TRANSFER and answer.available:
+        raise OrderError(_("%(domain)s is not registered yet: register it instead.",
+                           domain=answer.domain))
+    if action == TRANSFER and not epp_code:
+        raise OrderError(_("Enter the EPP (authorisation) code to transfer %(domain)s.",
+                           domain=answer.domain))
 
 
 def option_prices(product: Product, currency: Currency, cycle: str) -> dict:
@@ -490,16 +492,7 @@ def domain_add():
         if action not in (REGISTER, TRANSFER):
             raise OrderError(_("Choose whether to register or transfer the domain."))
         answer = check_domain(name)
-        refuse_unchecked(answer)
-        if action == REGISTER and not answer.available:
-            raise OrderError(_("%(domain)s is not available to register (%(reason)s).",
-                               domain=answer.domain, reason=answer.reason or _("taken")))
-        if action == TRANSFER and answer.available:
-            raise OrderError(_("%(domain)s is not registered yet: register it instead.",
-                               domain=answer.domain))
-        if action == TRANSFER and not epp:
-            raise OrderError(_("Enter the EPP (authorisation) code to transfer %(domain)s.",
-                               domain=answer.domain))
+        refuse_unorderable(answer, action, epp)
     except (OrderError, DomainNameError) as refused:
         flash(_("Your cart was not changed: %(reason)s", reason=str(refused)), "danger")
         return redirect(back)
