@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -465,8 +465,15 @@ def _missing(value: Any) -> bool:
 
 
 def business_today() -> date:
+    return business_date(datetime.now(timezone.utc))
+
+
+def business_date(moment: datetime) -> date:
+    """The business's calendar day at a moment (naive: UTC, as the models store it)."""
     zone = current_app.config.get("BUSINESS_TIMEZONE") or "UTC"
-    return datetime.now(ZoneInfo(zone)).date()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(ZoneInfo(zone)).date()
 
 
 def default_currency() -> tuple[int | None, str]:

@@ -26,7 +26,7 @@ from app.activity import log
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.reports import REPORT_FORMATS, ReportExport, SavedReport
-from reports.builder import ReportDefinition, ReportError, run_report, validate
+from reports.builder import ReportDefinition, ReportError, business_date, run_report, validate
 from reports.exports import export
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -127,7 +127,7 @@ def make_export(job_id: int) -> str:
     try:
         _progress(job, 10, "Running the report")
         definition = ReportDefinition.from_dict(job.definition)
-        today = job.created_at.date()
+        today = business_date(job.created_at)  # the day it was asked for, as its key says
         result = run_report(definition, job.title, today=today)
         _progress(job, 60, f"Writing {len(result.frame):,} rows")
         document = export(result, job.format, today)

@@ -175,3 +175,25 @@ def test_a_real_worker_makes_the_file(app, db, folder, staff, tmp_path):
         os.environ.pop("REPORT_EXPORT_FOLDER", None)
     assert job.status == DONE, job.error
     assert job.progress == 100 and os.listdir(folder) == [job.stored_name]
+
+
+def test_a_job_runs_for_the_business_day_it_was_asked_on(app, db, folder, staff):
+    """Asked at 20:00 UTC on 31 January, which is 1 February in Tokyo: the file is
+    dated (and the report run) as of 1 February, the day in its request key."""
+    from datetime import datetime
+
+    from flask_appbuilder.security.sqla.models import User
+
+    staff("Finance")
+    user = db.session.query(User).filter_by(username="finance1").one()
+    app.config["BUSINESS_TIMEZONE"] = "Asia/Tokyo"
+    try:
+        job = ReportExport(user_id=user.id, request_key="tokyo", title="Gateways",
+                           definition=GATEWAYS, format="csv", status="pending",
+                           created_at=datetime(2026, 1, 31, 20, 0))
+        db.session.add(job)
+        db.session.commit()
+        assert make_export(job.id) == DONE
+        assert job.filename == "gateways-20260201.csv"
+    finally:
+        app.config.pop("BUSINESS_TIMEZONE", None)
