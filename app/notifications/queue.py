@@ -33,6 +33,9 @@ _html_env = SandboxedEnvironment(autoescape=True)
 _text_env = SandboxedEnvironment(autoescape=False)
 
 
+MAX_SUBJECT_LENGTH = 255  # EmailMessage.subject's column
+
+
 class EmailTemplateMissing(LookupError):
     pass
 
@@ -64,12 +67,24 @@ def queue_email(template_name: str, client_id: int | None, context: dict, *,
 
     attachments: (filename, mimetype, bytes or path of a file) each; a bad one raises
     ValueError before anything is queued."""
-    files = prepare_attachments(attachments or [])
     template = db.session.scalar(select(EmailTemplate).where(EmailTemplate.name == template_name))
     if template is None:
         raise EmailTemplateMissing(f"no email template named {template_name!r}")
     if template.disabled:
         return None
+    return queue_rendered(template, client_id, context, template_name=template_name,
+                          to_address=to_address, related=related, dedupe_key=dedupe_key,
+                          attachments=attachments)
+
+
+def queue_rendered(template: EmailTemplate, client_id: int | None, context: dict, *,
+                   template_name: str | None = None, to_address: str | None = None,
+                   related: tuple[str, int] | None = None, dedupe_key: str | None = None,
+                   attachments: list[Attachment] | None = None) -> EmailMessage | None:
+    """Render a template (stored, or unsaved for a one-off text) with the client's merge
+    fields and queue it: the one place an EmailMessage row is made. None when the
+    dedupe key was used already."""
+    files = prepare_attachments(attachments or [])
     if dedupe_key and db.session.scalar(
         select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)
     ):
@@ -80,7 +95,7 @@ def queue_email(template_name: str, client_id: int | None, context: dict, *,
     message = EmailMessage(
         dedupe_key=dedupe_key, client_id=client_id, template=template_name,
         to_address=to_address or (client.email if client else ""),
-        subject=subject, body_html=html, body_text=text,
+        subject=subject[:MAX_SUBJECT_LENGTH], body_html=html, body_text=text,
         related_type=related[0] if related else None,
         related_id=related[1] if related else None,
     )
@@ -154,8 +169,3 @@ def store_attachments(message: EmailMessage,
         db.session.add(row)
         rows.append(row)
     return rows
-
-
-def attach(message: EmailMessage, attachments: list[Attachment]) -> list[EmailAttachment]:
-    """Attach files to a message queued without queue_email (no template)."""
-    return store_attachments(message, prepare_attachments(attachments))
