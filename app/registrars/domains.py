@@ -580,17 +580,14 @@ def update_domain_details(domain_id: int, values: dict, actor: Actor | None = No
 def renewal_price(domain_id: int):
     """The renewal price of the domain's TLD for its period, in its client's currency
     (None when the TLD has no such price)."""
-    from app.models.clients import Client
-    from app.models.domains import TldPricing
+    from app.orders.pricing import domain_price
 
     domain = db.session.get(Domain, domain_id)
     tld = tld_of(domain) if domain is not None else None
     if tld is None:
         return None
-    currency_id = db.session.scalar(select(Client.currency_id).where(Client.id == domain.client_id))
-    return db.session.scalar(select(TldPricing.renew_price).where(
-        TldPricing.tld_id == tld.id, TldPricing.currency_id == currency_id,
-        TldPricing.years == domain.registration_period))
+    return domain_price(tld.extension, domain.client.currency.code, "renew",
+                        domain.registration_period)
 
 
 # Reading from the registrar (API)

@@ -142,6 +142,12 @@ def test_update_client_domain(client, db, admin_key):
         assert body["result"] == "error", bad
     db.session.expire_all()
     assert db.session.get(Domain, domain.id).recurring_amount == Decimal("15.50")
+    # Back to one year, autorecalc takes the TLD's one-year renewal price.
+    body = call(client, admin_key, "UpdateClientDomain", domainid=domain.id, regperiod="1",
+                autorecalc="1")[1]
+    assert body["result"] == "success"
+    db.session.expire_all()
+    assert db.session.get(Domain, domain.id).recurring_amount == Decimal("11.00")
 
 
 def test_support_role_reads_but_cannot_change(client, db, fake_namecheap):  # noqa: F811
