@@ -23,8 +23,11 @@ class Panel:
     report_key: str
 
 
-def _builtin(key: str, **overrides) -> ReportDefinition:
-    return ReportDefinition.from_dict({**BUILTINS_BY_KEY[key].definition, **overrides})
+def _builtin(key: str, *filters: dict, **overrides) -> ReportDefinition:
+    """A built-in report's definition narrowed by more filters (its own stay)."""
+    definition = BUILTINS_BY_KEY[key].definition
+    return ReportDefinition.from_dict({**definition, **overrides,
+                                       "filters": [*definition.get("filters", []), *filters]})
 
 
 def _total(result: ReportResult, column: str) -> int:
@@ -45,11 +48,10 @@ def finance_dashboard(today: date | None = None) -> tuple[list[Kpi], list[Panel]
     today = today or business_today()
     month = _month_start(today).isoformat()
     aging = run_report(_builtin("invoice_aging"), "Receivables by days past due", today)
-    gateways = run_report(_builtin("transactions_by_gateway", filters=[
-        {"column": "date", "op": "gte", "value": month}]), "Payments by gateway this month", today)
-    tax = run_report(_builtin("tax_collected", filters=[
-        {"column": "status", "op": "eq", "value": "Paid"},
-        {"column": "date", "op": "gte", "value": month}]), "Tax collected this month", today)
+    this_month = {"column": "date", "op": "gte", "value": month}
+    gateways = run_report(_builtin("transactions_by_gateway", this_month),
+                          "Payments by gateway this month", today)
+    tax = run_report(_builtin("tax_collected", this_month), "Tax collected this month", today)
     kpis = [
         Kpi("receivables", "Receivables", "invoice_aging",
             amounts=_per_currency(aging, "balance")),
@@ -75,14 +77,13 @@ def support_dashboard(today: date | None = None) -> tuple[list[Kpi], list[Panel]
         "group_by": [{"column": "department"}, {"column": "status"}],
         "measures": [{"agg": "count", "label": "Tickets"}], "pivot": "status",
         "chart": "stacked_bar"}), "Open tickets by department and status", today)
-    recent = run_report(_builtin("ticket_metrics_by_department", filters=[
-        {"column": "created", "op": "gte", "value": (today - timedelta(days=30)).isoformat()}]),
+    recent = run_report(_builtin("ticket_metrics_by_department", {
+        "column": "created", "op": "gte", "value": (today - timedelta(days=30)).isoformat()}),
         "Ticket metrics, last 30 days", today)
-    trend = run_report(_builtin("ticket_times_by_month", measures=[
-        {"agg": "avg", "column": "response_hours", "label": "Hours to first response"},
-        {"agg": "avg", "column": "resolution_hours", "label": "Hours to resolution"}],
-        filters=[{"column": "created", "op": "gte",
-                  "value": _month_start(today, 11).isoformat()}]),
+    trend = run_report(_builtin("ticket_times_by_month", {
+        "column": "created", "op": "gte", "value": _month_start(today, 11).isoformat()},
+        measures=[{"agg": "avg", "column": "response_hours", "label": "Hours to first response"},
+                  {"agg": "avg", "column": "resolution_hours", "label": "Hours to resolution"}]),
         "First response and resolution (hours)", today)
     open_count = sum(_total(open_tickets, column.name) for column in open_tickets.values)
     kpis = [
