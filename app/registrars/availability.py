@@ -90,6 +90,11 @@ def split_domain(domain: str, tld_rows: list[Tld] | None = None) -> tuple[str, s
     return label, tld
 
 
+def tld_row(tld: str, rows: list[Tld]) -> Tld | None:
+    """The business's Tld row of a TLD such as "co.uk" (None: not known here)."""
+    return next((row for row in rows if row.extension.lstrip(".").lower() == tld), None)
+
+
 def _ask(domain: str, tld_row: Tld) -> AvailabilityResult:
     """The TLD's registrar module answers; without one, or when it cannot (unknown or
     unconfigured module, no answer), the registry's RDAP service does."""
@@ -119,7 +124,7 @@ def check_domain(name: str) -> DomainCheck:
     rows = _tld_rows()
     label, tld = split_domain(domain, rows)
     sold_ids = {row.id for row in _sold_rows()}
-    row = next((r for r in rows if r.extension.lstrip(".").lower() == tld), None)
+    row = tld_row(tld, rows)
     return _check(domain, tld, row, row is not None and row.id in sold_ids)
 
 

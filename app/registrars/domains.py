@@ -80,13 +80,13 @@ def _lock(domain_id) -> Domain:
 
 
 def tld_of(domain: Domain) -> Tld | None:
-    from app.registrars.availability import split_domain
+    from app.registrars.availability import split_domain, tld_row
     rows = list(db.session.scalars(select(Tld)))
     try:
         _, tld = split_domain(domain.name, rows)
     except ValueError:
         return None
-    return next((row for row in rows if row.extension.lstrip(".").lower() == tld), None)
+    return tld_row(tld, rows)
 
 
 def registrar_name(domain: Domain) -> str | None:
