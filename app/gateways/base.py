@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from app.billing.money import currency_places, to_money
 
+DEFAULT_TIMEOUT_SECONDS = 30
+
 if TYPE_CHECKING:
     from app.activity import Actor
     from app.models.billing import Invoice, PaymentGateway, PayMethod, Transaction
@@ -331,6 +333,12 @@ class Gateway:
         if percent == 0 and fixed == 0:
             return Decimal("0.00")
         return min(to_money(amount * percent / 100 + fixed), to_money(amount))
+
+    def timeout(self) -> float:
+        """Seconds to wait for the vendor (GATEWAY_TIMEOUT_SECONDS, default 30)."""
+        from flask import current_app
+
+        return current_app.config.get("GATEWAY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
 
     def surcharge(self, amount: Decimal) -> Decimal:
         """What the business adds for paying this way (PaymentGateway surcharge)."""

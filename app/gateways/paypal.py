@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 SANDBOX_API = "https://api-m.sandbox.paypal.com"
 LIVE_API = "https://api-m.paypal.com"
-DEFAULT_TIMEOUT_SECONDS = 30
 _TRANSMISSION_HEADERS = {
     "auth_algo": "PAYPAL-AUTH-ALGO", "cert_url": "PAYPAL-CERT-URL",
     "transmission_id": "PAYPAL-TRANSMISSION-ID", "transmission_sig": "PAYPAL-TRANSMISSION-SIG",
@@ -69,9 +68,6 @@ class PayPalGateway(Gateway):
         return (current_app.config.get("PAYPAL_API_BASE")
                 or (SANDBOX_API if self.config.test_mode else LIVE_API)).rstrip("/")
 
-    def _timeout(self) -> int:
-        return current_app.config.get("GATEWAY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
-
     def _token(self) -> str:
         client_id = self.config.credential("client_id")
         slot = (self._base(), client_id)
@@ -80,7 +76,7 @@ class PayPalGateway(Gateway):
             if token and expires > time.monotonic():
                 return token
         try:
-            answer = requests.post(f"{self._base()}/v1/oauth2/token", timeout=self._timeout(),
+            answer = requests.post(f"{self._base()}/v1/oauth2/token", timeout=self.timeout(),
                                    auth=(client_id, self.config.credential("client_secret")),
                                    data={"grant_type": "client_credentials"},
                                    headers={"Accept": "application/json"})
@@ -122,7 +118,7 @@ class PayPalGateway(Gateway):
         data = raw_body if raw_body is not None else (json.dumps(payload) if payload is not None else None)
         try:
             answer = requests.request(method, f"{self._base()}{path}", data=data, headers=headers,
-                                      timeout=self._timeout())
+                                      timeout=self.timeout())
         except requests.RequestException as error:
             if moves_money:
                 raise OutcomeUnknown(f"PayPal did not answer {what}: {type(error).__name__}",

@@ -60,7 +60,6 @@ CARD_PAGE_PATH = "/customer/addPayment"
 LIVE_ACCEPT_JS = "https://js.authorize.net/v1/Accept.js"
 TEST_ACCEPT_JS = "https://jstest.authorize.net/v1/Accept.js"
 OPAQUE_DESCRIPTOR = "COMMON.ACCEPT.INAPP.PAYMENT"
-DEFAULT_TIMEOUT_SECONDS = 30
 
 # transactionStatus values of getTransactionDetails.
 _SUCCEEDED = {"capturedPendingSettlement", "settledSuccessfully"}
@@ -139,7 +138,7 @@ class AuthorizeNetGateway(Gateway):
         payload = {request_name: {"merchantAuthentication": {
             "name": self.config.credential("api_login_id"),
             "transactionKey": self.config.credential("transaction_key")}, **body}}
-        timeout = current_app.config.get("GATEWAY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+        timeout = self.timeout()
         try:
             answer = requests.post(f"{self._hosts()[0]}{API_PATH}", data=json.dumps(payload),
                                    headers={"Content-Type": "application/json"}, timeout=timeout)

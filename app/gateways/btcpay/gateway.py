@@ -25,7 +25,6 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import requests
-from flask import current_app
 
 from app.billing.invoicing import invoice_label
 from app.billing.money import to_money
@@ -37,7 +36,6 @@ from app.gateways.base import (
 if TYPE_CHECKING:
     from app.models.billing import Invoice, PayMethod, Transaction
 
-DEFAULT_TIMEOUT_SECONDS = 30
 # BTCPay invoice ids: letters and digits (22 in current versions).
 _INVOICE_ID = re.compile(r"[A-Za-z0-9]{10,64}")
 _FAILED = {"Expired": "the invoice expired unpaid", "Invalid": "the payment was invalid"}
@@ -72,7 +70,7 @@ class BTCPayGateway(Gateway):
 
     def _request(self, method: str, path: str, what: str, *, payload: Any = None,
                  moves_money: bool = False) -> Any:
-        timeout = current_app.config.get("GATEWAY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+        timeout = self.timeout()
         headers = {"Authorization": f"token {self.config.credential('api_key')}",
                    "Content-Type": "application/json", "Accept": "application/json"}
         try:

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from app.models.billing import Invoice, Transaction
     from app.models.clients import Client
 
-DEFAULT_TIMEOUT_SECONDS = 30
 # Stripe's documented default: a signature older than five minutes is refused.
 SIGNATURE_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 # Stripe object ids: a prefix and letters/digits. Anything else from a browser is refused.
@@ -90,7 +89,7 @@ class StripeGateway(Gateway):
 
     def _client(self) -> stripe.StripeClient:
         base = current_app.config.get("STRIPE_API_BASE")
-        timeout = current_app.config.get("GATEWAY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+        timeout = self.timeout()
         # No automatic retries: an unanswered request is reconciled by us, not resent.
         return stripe.StripeClient(
             self.config.credential("secret_key"),
