@@ -74,10 +74,6 @@ class Author:
     def is_staff(self) -> bool:
         return self.staff_id is not None
 
-    def actor(self, given: Actor | None) -> Actor | None:
-        # None lets the log name the signed-in user (or the system outside requests).
-        return given
-
 
 def _user_name(user) -> str:
     return f"{user.first_name or ''} {user.last_name or ''}".strip() or user.username
@@ -87,10 +83,15 @@ def staff_author(user) -> Author:
     return Author(name=_user_name(user), email=user.email, staff_id=user.id)
 
 
+def _is_staff_user(user) -> bool:
+    """A login with a role besides Client (a client login is no staff member)."""
+    return bool({role.name for role in user.roles} - {"Client"})
+
+
 def staff_author_named(username: str) -> Author:
     """The staff member with this login name (a client login is no staff member)."""
     user = current_app.appbuilder.sm.find_user(username=username)
-    if user is None or {role.name for role in user.roles} <= {"Client"}:
+    if user is None or not _is_staff_user(user):
         raise TicketError(f"Admin user {username!r} not found")
     return staff_author(user)
 
@@ -200,7 +201,7 @@ def open_ticket(department_id: int, subject: str, message: str, author: Author, 
     db.session.flush()
     log("ticket_opened", f"Ticket #{ticket.tid} opened in {department.name}: {subject}", ticket,
         after={"department": department.name, "priority": priority, "from": ticket.email,
-               "attachments": attached}, actor=author.actor(actor))
+               "attachments": attached}, actor=actor)
     emit("TicketOpen", {"ticket_id": ticket.id, "tid": ticket.tid, "client_id": ticket.client_id})
     if send_email:
         _notify(OPENED_TEMPLATE, ticket, message, link_for(ticket) if link_for else "")
@@ -279,7 +280,7 @@ def add_reply(ticket: Ticket, message: str, author: Author, *, status: str | Non
     attached = _attach(ticket, reply, files)
     db.session.flush()
     log("ticket_reply", f"Reply by {reply.name} on ticket #{ticket.tid}", ticket, before=before,
-        after={"status": ticket.status, "attachments": attached}, actor=author.actor(actor))
+        after={"status": ticket.status, "attachments": attached}, actor=actor)
     emit("TicketAdminReply" if author.is_staff else "TicketUserReply",
          {"ticket_id": ticket.id, "tid": ticket.tid, "reply_id": reply.id})
     if send_email and author.is_staff:
@@ -324,7 +325,7 @@ def update_ticket(ticket: Ticket, *, status: str | None = None, priority: str | 
     if assigned_to_id is not None:
         user_model = current_app.appbuilder.sm.user_model
         staff = db.session.get(user_model, assigned_to_id)
-        if staff is None or {role.name for role in staff.roles} <= {"Client"}:
+        if staff is None or not _is_staff_user(staff):
             raise TicketError(f"Admin user {assigned_to_id} not found")
         wanted["assigned_to_id"] = staff.id
     elif unassign:
