@@ -15,7 +15,7 @@ import importlib
 from sqlalchemy import func, select
 
 from app import settings
-from app.activity import Actor, log
+from app.activity import Actor, change_and_log, log
 from app.billing import invoicing
 from app.billing.errors import BillingError
 from app.billing.numbering_counter import lock_row
@@ -62,13 +62,9 @@ def _domains(order: Order) -> list[Domain]:
 
 
 def _set_status(row, status: str, actor: Actor, why: str) -> None:
-    before = row.status
-    if before == status:
-        return
-    row.status = status
-    label = getattr(row, "name", None) or f"#{row.id}"
-    log(f"{type(row).__name__.lower()}_status", f"{type(row).__name__} {label}: {before} -> {status} ({why})",
-        row, before={"status": before}, after={"status": status}, actor=actor)
+    kind, label = type(row).__name__, getattr(row, "name", None) or f"#{row.id}"
+    change_and_log(row, {"status": status}, f"{kind.lower()}_status", f"{kind} {label}", actor,
+                   description=f"{kind} {label}: {row.status} -> {status} ({why})")
 
 
 def _order_status(order: Order, status: str, actor: Actor, why: str) -> None:
