@@ -34,7 +34,7 @@ def open_ticket(params: Params, actor: Actor) -> dict:
 def add_ticket_reply(params: Params, actor: Actor) -> dict:
     if params.text("attachments"):
         raise ApiError("attachments are not supported by the API yet")
-    ticket = ticket_engine.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    ticket = _ticket(params)
     admin_username = params.text("adminusername")
     author = staff_author_named(admin_username) if admin_username else _author(params)
     ticket_engine.add_reply(ticket, params.raw("message") or "", author,
@@ -103,7 +103,7 @@ def get_tickets(params: Params, actor: Actor) -> dict:
 def get_ticket(params: Params, actor: Actor) -> dict:
     if params.id("ticketid") is None and not params.text("ticketnum"):
         raise ApiError("Ticket ID Required")
-    ticket = ticket_engine.find_ticket(params.id("ticketid"), params.text("ticketnum"))
+    ticket = _ticket(params)
     order = (params.text("repliessort") or "ASC").upper()
     if order not in ("ASC", "DESC"):
         raise ApiError("Parameter repliessort must be ASC or DESC")
