@@ -97,7 +97,7 @@ class PayPalGateway(Gateway):
     @staticmethod
     def _json(answer: requests.Response, what: str) -> dict:
         try:
-            body = answer.json()
+            body = json.loads(answer.content, parse_float=Decimal)  # no float of money
         except ValueError:
             body = None
         if answer.status_code >= 400 or not isinstance(body, dict):

@@ -83,7 +83,7 @@ class BTCPayGateway(Gateway):
         if answer.status_code >= 500 and moves_money:
             raise OutcomeUnknown(f"BTCPay failed during {what} (HTTP {answer.status_code})")
         try:
-            body = answer.json()
+            body = json.loads(answer.content, parse_float=Decimal)  # no float of money
         except ValueError:
             body = None
         if answer.status_code in (401, 403):
