@@ -202,11 +202,12 @@ def all_currencies() -> list[Currency]:
 def store_currency_switch():
     code = (request.form.get("currency") or "").strip().upper()
     found = db.session.scalar(select(Currency).where(Currency.code == code)) if code else None
+    client = signed_in_client()
     if found is None:
         flash(_("That currency is not offered."), "danger")
-    elif signed_in_client() is not None and signed_in_client().currency_id != found.id:
+    elif client is not None and client.currency_id != found.id:
         flash(_("Your account is billed in %(code)s: prices are shown in it.",
-                code=signed_in_client().currency.code), "warning")
+                code=client.currency.code), "warning")
     else:
         session[CURRENCY_KEY] = found.code
     back = request.form.get("next") or ""
@@ -591,8 +592,8 @@ def cart_remove(index: int):
         changed.promo_code = None
         save_cart(changed)
         flash(_("Your cart is empty."), "success")
-    elif not save_if_priced(changed, _("The item was removed from your cart.")):
-        pass
+    else:
+        save_if_priced(changed, _("The item was removed from your cart."))  # flashes why not
     return redirect(url_for("portal.cart"))
 
 
