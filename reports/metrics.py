@@ -305,9 +305,14 @@ def client_activity(definition, ctx, dataset, filters) -> ReportResult:
     """Clients paying at the start and end of each month, and those who started,
     came back or left (counted over all currencies: a client bills in one)."""
     plain = QueryContext(ctx.dialect, ctx.today)
-    movements = monthly_movements(plain, dataset, filters, window_months(definition))
+    months = window_months(definition)
+    movements = monthly_movements(plain, dataset, filters, months)
     counts = ["clients_start", "new_clients", "reactivation_clients", "churn_clients", "clients"]
-    frame = movements.groupby("month")[counts].sum().reset_index()
+    last = index_of(ctx.today)
+    window = [month_of(index) for index in range(last - months + 1, last + 1)]
+    # Every month of the window, with zeros before the first service.
+    frame = (movements.groupby("month")[counts].sum()
+             .reindex(pd.Index(window, name="month"), fill_value=0).reset_index())
     frame["net"] = frame["clients"] - frame["clients_start"]
     columns = [MONTH,
                ResultColumn("clients_start", "Active at start", INTEGER, is_value=True,

@@ -172,3 +172,16 @@ def test_the_builder_names_a_bad_definition(admin_client, change, message):
         "name": "Broken", "definition": json.dumps(definition)})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
+
+
+def test_the_dashboards_open_before_any_service_exists(app, logged_in):
+    """A new install: no service, so no client has ever paid; churn has no base."""
+    manager = logged_in("Manager")
+    page = manager.get("/reports/dashboard/")
+    assert page.status_code == 200
+    assert "&ndash;" in card(page.get_data(as_text=True), "churn")
+    activity = manager.get(f"/reports/{saved_id(app, 'New, active and churned clients')}")
+    assert activity.status_code == 200
+    with app.app_context():
+        this_month = business_today().strftime("%Y-%m")
+    assert f'<td class="">{this_month}</td>' in activity.get_data(as_text=True)  # zeros
