@@ -187,6 +187,12 @@ class GatewayConfig:
 
 # Minor units (cents): how most vendors carry amounts
 
+def with_query(url: str, query: str) -> str:
+    """The url with "name=value" appended to its query, as written: a vendor's
+    placeholder in it ({CHECKOUT_SESSION_ID}, {InvoiceId}) must reach the vendor as is."""
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
 def to_minor_units(amount: Decimal, currency_code: str) -> int:
     """10.00 USD -> 1000; 500 JPY -> 500. Refuses an amount finer than the currency."""
     places = currency_places(currency_code)

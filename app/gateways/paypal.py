@@ -27,7 +27,7 @@ from app.billing.invoicing import invoice_label
 from app.billing.money import to_money
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
-    PaymentStart, PaymentStatus, WebhookEvent, WebhookRejected,
+    PaymentStart, PaymentStatus, WebhookEvent, WebhookRejected, with_query,
 )
 
 if TYPE_CHECKING:
@@ -190,7 +190,6 @@ class PayPalGateway(Gateway):
 
     def start_payment(self, invoice: "Invoice", return_url: str, *, actor=None) -> PaymentStart:
         currency = invoice.currency.code
-        separator = "&" if "?" in return_url else "?"
         order = self._request("POST", "/v2/checkout/orders", "a new order",
                               request_id=f"order-{invoice.id}-{uuid.uuid4().hex}", payload={
             "intent": "CAPTURE",
@@ -200,7 +199,7 @@ class PayPalGateway(Gateway):
                 "amount": _money(invoice.balance, currency),
             }],
             "payment_source": {"paypal": {"experience_context": {
-                "return_url": return_url, "cancel_url": f"{return_url}{separator}cancelled=1",
+                "return_url": return_url, "cancel_url": with_query(return_url, "cancelled=1"),
                 "user_action": "PAY_NOW", "shipping_preference": "NO_SHIPPING"}}},
         })
         response = self._order_response(order)

@@ -43,6 +43,7 @@ from app.billing.money import to_money
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
     PaymentStart, PaymentStatus, StoredMethod, WebhookEvent, WebhookRejected,
+    with_query,
 )
 from app.models.billing import PayMethod
 
@@ -266,8 +267,7 @@ class AuthorizeNetGateway(Gateway):
         # With the client's customer profile the hosted form offers to save the card
         # there (its webhook then stores it here for automatic charging).
         profile_id = self._profile(invoice.client)
-        separator = "&" if "?" in return_url else "?"
-        back = f"{return_url}{separator}ref={reference}"
+        back = with_query(return_url, f"ref={reference}")
         options = {
             "hostedPaymentReturnOptions": {"showReceipt": False, "url": back, "urlText": "Continue",
                                            "cancelUrl": f"{back}&cancelled=1", "cancelUrlText": "Cancel"},

@@ -31,6 +31,7 @@ from app.billing.money import to_money
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
     PaymentStart, PaymentStatus, UnsupportedOperation, WebhookEvent, WebhookRejected,
+    with_query,
 )
 
 if TYPE_CHECKING:
@@ -127,12 +128,11 @@ class BTCPayGateway(Gateway):
     # Paying on BTCPay's checkout page
 
     def start_payment(self, invoice: "Invoice", return_url: str, *, actor=None) -> PaymentStart:
-        separator = "&" if "?" in return_url else "?"
         created = self._request("POST", "/invoices", "a new invoice", payload={
             "amount": f"{to_money(invoice.balance):.2f}", "currency": invoice.currency.code,
             "metadata": {"orderId": str(invoice.id), "itemDesc": f"Invoice {invoice_label(invoice)}"},
             # BTCPay puts its invoice id in place of {InvoiceId}.
-            "checkout": {"redirectURL": f"{return_url}{separator}invoice={{InvoiceId}}",
+            "checkout": {"redirectURL": with_query(return_url, "invoice={InvoiceId}"),
                          "redirectAutomatically": True},
         })
         response = self._response(created)

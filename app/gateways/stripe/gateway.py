@@ -29,7 +29,7 @@ from app.billing.invoicing import invoice_label
 from app.gateways.base import (
     EventKind, Gateway, GatewayError, GatewayNotConfigured, GatewayResponse, OutcomeUnknown,
     PaymentStart, PaymentStatus, StoredMethod, WebhookEvent, WebhookRejected, from_minor_units,
-    to_minor_units,
+    to_minor_units, with_query,
 )
 from app.models.billing import PayMethod
 
@@ -191,7 +191,6 @@ class StripeGateway(Gateway):
         """A Checkout Session for the balance: the client is sent to its url and comes
         back to return_url with session_id (Stripe fills in {CHECKOUT_SESSION_ID})."""
         amount, currency = invoice.balance, invoice.currency.code
-        separator = "&" if "?" in return_url else "?"
         metadata = self._metadata(invoice)
         params: dict[str, Any] = {
             "mode": "payment", "payment_method_types": ["card"],
@@ -203,8 +202,8 @@ class StripeGateway(Gateway):
             # events are left to the session's (see _event).
             "payment_intent_data": {"metadata": {**metadata, CHECKOUT_MARK: "1"},
                                     "description": f"Invoice {invoice_label(invoice)}"},
-            "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{return_url}{separator}cancelled=1",
+            "success_url": with_query(return_url, "session_id={CHECKOUT_SESSION_ID}"),
+            "cancel_url": with_query(return_url, "cancelled=1"),
         }
         customer = self.saved_customer(invoice.client_id, split_token)
         if customer:
@@ -469,15 +468,14 @@ class StripeGateway(Gateway):
         nothing is charged; back at return_url with session_id."""
         api = self._client()
         customer = self._customer(api, client)
-        separator = "&" if "?" in return_url else "?"
         metadata = {"client_id": str(client.id)}
         session = _plain(self._call("a card page", lambda: api.v1.checkout.sessions.create(params={
             "mode": "setup", "customer": customer, "payment_method_types": ["card"],
             "client_reference_id": str(client.id), "metadata": metadata,
             # Its SetupIntent's own events are left to the session's (see _event).
             "setup_intent_data": {"metadata": {**metadata, CHECKOUT_MARK: "1"}},
-            "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{return_url}{separator}cancelled=1",
+            "success_url": with_query(return_url, "session_id={CHECKOUT_SESSION_ID}"),
+            "cancel_url": with_query(return_url, "cancelled=1"),
         }, options={"idempotency_key": f"card-page-{client.id}-{uuid.uuid4().hex}"})))
         if not session.get("url"):
             raise GatewayError("Stripe gave no page for saving a card")
