@@ -84,6 +84,14 @@ def test_validate_login(client, db, key):
                     "twoFactorEnabled": False}
     assert refused(client, key, "ValidateLogin", email="val@example.test",
                    password2="Wrong-Pass-1") == "Email or Password Invalid"
+    # Checked as the sign-in form checks it: the wrong guess is counted on the login.
+    user = client.application.appbuilder.sm.find_user(email="val@example.test")
+    db.session.refresh(user)
+    assert user.fail_login_count == 1
+    db.session.get(Client, created["clientid"]).status = "Closed"
+    db.session.commit()
+    assert refused(client, key, "ValidateLogin", email="val@example.test",
+                   password2="Right-Pass-1") == "Email or Password Invalid"
     assert refused(client, key, "ValidateLogin", email="nobody@example.test",
                    password2="Right-Pass-1") == "Email or Password Invalid"
     assert refused(client, key, "ValidateLogin", email="val@example.test") == \
