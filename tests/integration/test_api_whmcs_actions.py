@@ -226,8 +226,12 @@ def test_transactions_add_and_update(client, db, key):
     assert db.session.get(Invoice, invoice_id).status == "Paid"
     assert db.session.get(Transaction, paid["transactionid"]).description == "Wire"
 
+    assert refused(client, key, "AddTransaction", paymentmethod="banktransfer", userid=customer.id,
+                   amountin="15.00", rate="1.2") == \
+        "rate cannot be set: exchange rates come from the currency settings"
     credit = ok(client, key, "AddTransaction", paymentmethod="banktransfer", userid=customer.id,
-                amountin="15.00", transid="BANK-2", credit="1", description="Prepayment")
+                amountin="15.00", transid="BANK-2", credit="1", description="Prepayment",
+                rate="1.0000")
     db.session.refresh(customer)
     assert customer.credit_balance == Decimal("15.00")
     assert refused(client, key, "AddTransaction", paymentmethod="banktransfer", userid=customer.id,

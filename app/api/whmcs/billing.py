@@ -11,7 +11,9 @@ from app.api.whmcs.responses import amount, day, flag, listing, moment, rate
 from app.billing import credit, generation, invoicing, payments
 from app.billing.automation import business_today
 from app.billing.billable_items import Recurrence, add_billable_item
+from app.billing.errors import BillingError
 from app.billing.invoicing import InvoiceLine
+from app.billing.money import parse_amount
 from app.extensions import db
 from app.models.billing import (
     CreditEntry, Invoice, InvoiceItem, InvoiceStatus, ItemType, Transaction,
@@ -384,6 +386,16 @@ def gen_invoices(params: Params, actor: Actor) -> dict:
 
 
 
+def _is_rate_one(text: str | None) -> bool:
+    """No rate, or WHMCS's default of 1 however it is written (1, 1.00, 1.00000)."""
+    if text is None:
+        return True
+    try:
+        return parse_amount(text, places=5) == 1
+    except BillingError:
+        return False
+
+
 @action("AddTransaction", "TransactionApi", "can_post")
 def add_transaction(params: Params, actor: Actor) -> dict:
     from app.billing.transactions import record_transaction
@@ -391,8 +403,7 @@ def add_transaction(params: Params, actor: Actor) -> dict:
     gateway = params.text("paymentmethod", required=True, max_length=50)
     if params.id("currencyid") is not None:
         raise ApiError("currencyid cannot be chosen: a transaction is in its client's currency")
-    rate_given = params.text("rate")
-    if rate_given is not None and rate_given not in ("1", "1.0", "1.00", "1.00000"):
+    if not _is_rate_one(params.text("rate")):
         raise ApiError("rate cannot be set: exchange rates come from the currency settings")
     transaction = record_transaction(
         gateway=gateway, client_id=params.id("userid"), invoice_id=params.id("invoiceid"),
