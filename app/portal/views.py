@@ -141,7 +141,7 @@ def domain(domain_id: int):
     return render_template("portal/domain.html", domain=row, nameservers_form=nameservers,
                            toggle_form=ToggleForm(), addons=addon_rows(row),
                            manageable=managing and row.status in MANAGEABLE_STATUSES,
-                           can_request_epp=managing and row.status == DomainStatus.ACTIVE.value,
+                           can_request_epp=managing and domain_engine.epp_refusal(row) is None,
                            can_renew=(managing and can("invoices")
                                       and domain_engine.renewal_refusal(row) is None))
 

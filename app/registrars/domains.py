@@ -358,12 +358,19 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
 
 # EPP code
 
-def _epp_domain(domain_id: int):
-    """The domain (locked) and its registrar module; only an Active domain has a code."""
-    domain = _lock(domain_id)
+def epp_refusal(domain: Domain) -> str | None:
+    """Why no EPP code can be asked for now (None: it can); only an Active domain has one."""
     if domain.status != DomainStatus.ACTIVE.value:
-        raise DomainActionError(f"{domain.name} is {domain.status}: an EPP code exists only "
-                                "for an Active domain")
+        return f"{domain.name} is {domain.status}: an EPP code exists only for an Active domain"
+    return None
+
+
+def _epp_domain(domain_id: int):
+    """The domain (locked) and its registrar module."""
+    domain = _lock(domain_id)
+    refusal = epp_refusal(domain)
+    if refusal:
+        raise DomainActionError(refusal)
     return domain, module_for(domain)
 
 
