@@ -62,6 +62,9 @@ LIVE_ACCEPT_JS = "https://js.authorize.net/v1/Accept.js"
 TEST_ACCEPT_JS = "https://jstest.authorize.net/v1/Accept.js"
 OPAQUE_DESCRIPTOR = "COMMON.ACCEPT.INAPP.PAYMENT"
 
+# Sorting and paging of the transaction lists (after the request's own elements).
+_NEWEST_FIRST = {"sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
+                 "paging": {"limit": 1000, "offset": 1}}
 # transactionStatus values of getTransactionDetails.
 _SUCCEEDED = {"capturedPendingSettlement", "settledSuccessfully"}
 _PENDING = {"authorizedPendingCapture", "FDSPendingReview", "FDSAuthorizedPendingReview",
@@ -216,10 +219,13 @@ class AuthorizeNetGateway(Gateway):
     def _find_unsettled(self, reference: str) -> dict | None:
         """The newest unsettled transaction carrying our reference (today's payments and
         refunds: what a lost answer or a return from the hosted page looks for)."""
-        data = self._call("getUnsettledTransactionListRequest", {
-            "sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
-            "paging": {"limit": 1000, "offset": 1}}, "the list of today's transactions",
-            allow=frozenset({"I00004"}))  # "No records found."
+        return self._find_in_list("getUnsettledTransactionListRequest", {},
+                                  "the list of today's transactions", reference)
+
+    def _find_in_list(self, request_name: str, body: dict, what: str, reference: str) -> dict | None:
+        """The newest transaction of a transaction list carrying our reference."""
+        data = self._call(request_name, {**body, **_NEWEST_FIRST}, what,
+                          allow=frozenset({"I00004"}))  # "No records found."
         for row in data.get("transactions") or []:
             if isinstance(row, dict) and row.get("invoiceNumber") == reference:
                 return self._details(str(row.get("transId")))
@@ -236,24 +242,16 @@ class AuthorizeNetGateway(Gateway):
         for batch in data.get("batchList") or []:
             if not isinstance(batch, dict) or not str(batch.get("batchId") or "").isdigit():
                 continue
-            rows = self._call("getTransactionListRequest", {
-                "batchId": str(batch["batchId"]),
-                "sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
-                "paging": {"limit": 1000, "offset": 1}}, "a settled batch", allow=frozenset({"I00004"}))
-            for row in rows.get("transactions") or []:
-                if isinstance(row, dict) and row.get("invoiceNumber") == reference:
-                    return self._details(str(row.get("transId")))
+            found = self._find_in_list("getTransactionListRequest", {"batchId": str(batch["batchId"])},
+                                       "a settled batch", reference)
+            if found is not None:
+                return found
         return None
 
     def _find_for_customer(self, profile_id: str, reference: str) -> dict | None:
-        data = self._call("getTransactionListForCustomerRequest", {
-            "customerProfileId": profile_id,
-            "sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
-            "paging": {"limit": 1000, "offset": 1}}, "the customer's transactions", allow=frozenset({"I00004"}))
-        for row in data.get("transactions") or []:
-            if isinstance(row, dict) and row.get("invoiceNumber") == reference:
-                return self._details(str(row.get("transId")))
-        return None
+        return self._find_in_list("getTransactionListForCustomerRequest",
+                                  {"customerProfileId": profile_id}, "the customer's transactions",
+                                  reference)
 
     @staticmethod
     def _order(reference: str, invoice: "Invoice") -> dict:
