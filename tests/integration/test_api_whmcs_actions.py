@@ -3,7 +3,7 @@ them (form posts), with the JSON they answer and what they change; refusals chan
 nothing. (Authentication and the first actions: test_api_whmcs.py.)"""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from app.models.catalog import Product, ProductGroup, Server
 from app.models.clients import Client, Contact
 from app.models.orders import CancellationRequest, Promotion, Service
 from app.models.support import Announcement, SupportDepartment, Ticket, TicketNote
-from app.models.system import ActivityLog, EmailMessage, EmailTemplate
+from app.models.system import ActivityLog, EmailMessage, EmailTemplate, TwoFactor
 from tests import factories
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 from tests.integration.test_api_whmcs import call, make_credential
@@ -410,8 +410,15 @@ def test_log_activity_emails_templates_admin_users_automation_log(client, db, ke
     templates = ok(client, key, "GetEmailTemplates", type="general")
     assert [row["name"] for row in templates["emailtemplates"]["emailtemplate"]] == ["Client Notice"]
 
+    from app.auth import twofactor
+
+    twofactor.start_enrolment(client.application.appbuilder.sm.find_user(username=username))
+    db.session.scalar(select(TwoFactor)).confirmed_at = datetime(2026, 1, 1)
+    db.session.commit()
     admins = ok(client, key, "GetAdminUsers")
     assert username in [user["username"] for user in admins["admin_users"]]
+    assert {user["username"]: user["twoFactorAuthModule"]
+            for user in admins["admin_users"]}[username] == "totp"
     assert all("password" not in user for user in admins["admin_users"])
 
     automation = ok(client, key, "GetAutomationLog", startdate="2030-01-01", enddate="2030-01-02")

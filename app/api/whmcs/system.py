@@ -359,26 +359,30 @@ def get_emails(params: Params, actor: Actor) -> dict:
 @action("GetAdminUsers", "UserApi", "can_get")
 def get_admin_users(params: Params, actor: Actor) -> dict:
     from flask import current_app
+    from sqlalchemy.orm import selectinload
 
     from app.auth import twofactor
 
     sm = current_app.appbuilder.sm
-    query = select(sm.user_model).order_by(sm.user_model.id)
+    query = select(sm.user_model).options(selectinload(sm.user_model.roles)).order_by(sm.user_model.id)
     email = params.text("email")
     if email:
         query = query.where(func.lower(sm.user_model.email) == email.lower())
     if not params.bool("include_disabled"):
         query = query.where(sm.user_model.active.is_(True))
     role_id = params.id("roleid")
-    users = []
+    staff = []
     for user in db.session.scalars(query):
         roles = [role for role in user.roles if role.name != "Client"]
-        if not roles or (role_id is not None and role_id not in {role.id for role in roles}):
-            continue
+        if roles and (role_id is None or role_id in {role.id for role in roles}):
+            staff.append((user, roles))
+    with_code = twofactor.enabled_user_ids([user.id for user, _ in staff])
+    users = []
+    for user, roles in staff:
         users.append({"id": user.id, "roleId": roles[0].id, "roleName": roles[0].name,
                       "username": user.username, "firstname": user.first_name,
                       "lastname": user.last_name, "email": user.email,
-                      "twoFactorAuthModule": "totp" if twofactor.is_enabled(user.id) else "",
+                      "twoFactorAuthModule": "totp" if user.id in with_code else "",
                       "isDisabled": not user.active, "loginAttempts": user.fail_login_count or 0,
                       "lastLogin": moment(user.last_login)})
     return {"count": len(users), "admin_users": users}
