@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from app.activity import Actor
 from app.billing import invoicing
+from app.gateways.base import Gateway
 from app.gateways.registry import get_gateway
 from app.models.billing import Invoice, InvoiceItem, ItemType
 
@@ -22,10 +23,9 @@ def is_surcharge(item: InvoiceItem) -> bool:
             and item.description.startswith(f"{SURCHARGE_PREFIX} ("))
 
 
-def surcharge_for(invoice: Invoice, gateway_name: str) -> Decimal:
+def surcharge_for(invoice: Invoice, gateway: Gateway) -> Decimal:
     """What paying this invoice with that gateway adds (untaxed, on the total without
     any surcharge line already on it)."""
-    gateway = get_gateway(gateway_name, require_enabled=True)
     base = invoice.total - sum((item.amount for item in invoice.items if is_surcharge(item)),
                                Decimal("0.00"))
     return gateway.surcharge(base)
@@ -38,7 +38,7 @@ def choose_gateway(invoice_id: int, gateway_name: str, actor: Actor | None = Non
     invoice = invoicing.lock_invoice(invoice_id)
     gateway = get_gateway(gateway_name, require_enabled=True)
     existing = [item for item in invoice.items if is_surcharge(item)]
-    wanted = surcharge_for(invoice, gateway.name)
+    wanted = surcharge_for(invoice, gateway)
     description = f"{SURCHARGE_PREFIX} ({gateway.config.display_name})"
     if [(item.description, item.amount) for item in existing] == ([(description, wanted)] if wanted else []):
         return wanted

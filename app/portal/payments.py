@@ -66,12 +66,9 @@ def payment_options(invoice: Invoice) -> list[dict]:
     """What the invoice page offers: each gateway with the surcharge it would add."""
     options = []
     for gateway in payable_gateways(invoice):
-        try:
-            extra = surcharges.surcharge_for(invoice, gateway.name)
-        except GatewayError:
-            continue
         options.append({"name": gateway.name, "label": gateway.config.display_name,
-                        "surcharge": extra, "form": PayForm(gateway=gateway.name)})
+                        "surcharge": surcharges.surcharge_for(invoice, gateway),
+                        "form": PayForm(gateway=gateway.name)})
     return options
 
 
