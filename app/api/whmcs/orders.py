@@ -433,19 +433,22 @@ def get_orders(params: Params, actor: Actor) -> dict:
             raise ApiError(f"Invalid status {status}: one of {', '.join(s.value for s in OrderStatus)}")
         query = query.where(Order.status == status)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    orders = db.session.scalars(query.options(*ORDER_ROW_LOADS).order_by(Order.id.desc())
+    orders = db.session.scalars(query.options(*_order_row_loads()).order_by(Order.id.desc())
                                 .offset(start).limit(limit)).all()
     addons = _load_addons(orders)  # noqa: F841 (held so the session's map keeps them for order_row)
     return listing("orders", "order", [order_row(order) for order in orders], total, start)
 
 
-# What order_row reads, loaded with the page of orders rather than one query per row.
-ORDER_ROW_LOADS = (
-    selectinload(Order.client), selectinload(Order.currency), selectinload(Order.promotion),
-    selectinload(Order.invoice),
-    selectinload(Order.items).selectinload(OrderItem.service).selectinload(Service.product),
-    selectinload(Order.items).selectinload(OrderItem.domain),
-)
+def _order_row_loads() -> tuple:
+    """What order_row reads, loaded with the page of orders rather than one query per
+    row. Built per call: loader options configure the mappers, which must not happen
+    at import time (FAB's User model is not mapped yet then)."""
+    return (
+        selectinload(Order.client), selectinload(Order.currency), selectinload(Order.promotion),
+        selectinload(Order.invoice),
+        selectinload(Order.items).selectinload(OrderItem.service).selectinload(Service.product),
+        selectinload(Order.items).selectinload(OrderItem.domain),
+    )
 
 
 def _load_addons(orders) -> list[ServiceAddon]:
