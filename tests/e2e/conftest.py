@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -154,9 +154,13 @@ class Browser:
         return f"title {self.driver.title!r}, text {text[:limit]!r}"
 
     def wait_until(self, condition, what: str, seconds: float = 10):
-        """WebDriverWait with a failure that says what was awaited and where."""
+        """WebDriverWait with a failure that says what was awaited and where.
+        A condition may read an element of the page being left (a form post
+        still navigating): that stale read means "not yet", so it polls again."""
         try:
-            return WebDriverWait(self.driver, seconds).until(condition)
+            return WebDriverWait(self.driver, seconds,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(condition)
         except TimeoutException:
             pytest.fail(f"waited {seconds} s for {what} on {self.path()}: "
                         f"{self.title_and_text()}", pytrace=False)
