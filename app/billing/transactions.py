@@ -66,6 +66,8 @@ def record_transaction(*, gateway: str, client_id: int | None = None,
         raise BillingError("A transaction needs an amount in or an amount out")
     if to_credit and not amount_in:
         raise BillingError("Only money received can become credit")
+    if fees > amount_in:
+        raise BillingError(f"fees must be from 0 to the amount in {amount_in} (got {fees})")
     if transaction_id and db.session.scalar(select(Transaction.id).where(
             Transaction.gateway == gateway, Transaction.gateway_transaction_id == transaction_id)):
         raise BillingError(f"Transaction ID {transaction_id} of {gateway} was recorded already")
@@ -80,7 +82,9 @@ def record_transaction(*, gateway: str, client_id: int | None = None,
         f"{amount_out}, fees {fees} ({gateway})", row,
         after={"amount_in": amount_in, "amount_out": amount_out, "fees": fees}, actor=actor)
     if to_credit:
-        credit.add_credit(client.id, amount_in - fees if fees < amount_in else amount_in,
+        # The client paid amount_in; the gateway's fee is the business's cost, as
+        # with an invoice payment, so it does not reduce the client's credit.
+        credit.add_credit(client.id, amount_in,
                           f"Transaction #{row.id}: {description or gateway}"[:255], actor=actor)
     return row
 

@@ -239,7 +239,17 @@ def test_transactions_add_and_update(client, db, key):
         "Transaction ID BANK-2 of banktransfer was recorded already"
     assert refused(client, key, "AddTransaction", userid=customer.id, amountin="1.00") == \
         "Parameter paymentmethod is required"
-    assert count(db, Transaction) == 2
+    # The gateway's fee is the business's cost: the client is credited all it paid.
+    ok(client, key, "AddTransaction", paymentmethod="banktransfer", userid=customer.id,
+       amountin="10.00", fees="0.50", transid="BANK-3", credit="1")
+    db.session.refresh(customer)
+    assert customer.credit_balance == Decimal("25.00")
+    assert refused(client, key, "AddTransaction", paymentmethod="banktransfer", userid=customer.id,
+                   amountin="10.00", fees="10.01", transid="BANK-4", credit="1") == \
+        "fees must be from 0 to the amount in 10.00 (got 10.01)"
+    db.session.refresh(customer)
+    assert customer.credit_balance == Decimal("25.00")
+    assert count(db, Transaction) == 3
 
     ok(client, key, "UpdateTransaction", transactionid=credit["transactionid"],
        description="Prepayment for 2027", transid="BANK-2b")
@@ -250,7 +260,7 @@ def test_transactions_add_and_update(client, db, key):
     assert refused(client, key, "UpdateTransaction", transactionid=row.id, amountin="99.00") == \
         "amountin: the amounts and owner of a recorded transaction cannot change"
     listed = ok(client, key, "GetTransactions", clientid=customer.id)
-    assert [t["amountin"] for t in listed["transactions"]["transaction"]] == ["30.00", "15.00"]
+    assert [t["amountin"] for t in listed["transactions"]["transaction"]] == ["30.00", "15.00", "10.00"]
 
 
 def test_payment_methods_and_pay_methods_never_show_tokens(client, db, key):
