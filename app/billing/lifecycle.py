@@ -28,6 +28,7 @@ from app.models.base import utcnow
 from app.models.billing import SERVICE_ITEM_TYPES, Invoice, InvoiceItem, InvoiceStatus, ItemType
 from app.models.clients import Client, ClientGroup
 from app.models.orders import CancellationRequest, Service, ServiceAddon, ServiceStatus
+from app.notifications.merge_fields import service_email_context
 from app.notifications.queue import EmailTemplateMissing, queue_email
 
 OVERDUE_REASON = payments.OVERDUE_SUSPENSION_REASON  # "Overdue on Payment"
@@ -75,11 +76,9 @@ def _load_service(service_id: int) -> Service:
 
 
 def _notify(template: str, service: Service, dedupe_key: str, **extra) -> None:
-    context = {"service_id": service.id, "service_product_name": service.product.name,
-               "service_domain": service.domain or "", "service_status": service.status, **extra}
     try:
-        queue_email(template, service.client_id, context, related=("service", service.id),
-                    dedupe_key=dedupe_key)
+        queue_email(template, service.client_id, {**service_email_context(service), **extra},
+                    related=("service", service.id), dedupe_key=dedupe_key)
     except EmailTemplateMissing:
         return  # no such template: no email
 
@@ -153,6 +152,7 @@ def _suspend(service: Service, as_of: date, actor: Actor, counts: dict) -> bool:
     log("service_suspended", f"Service #{service.id} suspended: {OVERDUE_REASON} ({result.message})",
         service, before=before, after={"status": service.status, "suspension_reason": OVERDUE_REASON},
         actor=actor)
+    # suspension_reason: the name templates used before service_suspension_reason (WHMCS's)
     _notify(SUSPENSION_TEMPLATE, service, f"service-suspended:{service.id}:{as_of.isoformat()}",
             suspension_reason=OVERDUE_REASON)
     return True

@@ -28,6 +28,7 @@ from app.models.domains import Domain, DomainStatus
 from app.models.orders import (
     CancellationRequest, Order, OrderStatus, Service, ServiceAddon, ServiceStatus, Upgrade,
 )
+from app.notifications.merge_fields import service_email_context
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.orders.cart import OrderError
 from app.orders.pricing import full_recurring_price
@@ -87,18 +88,9 @@ def _welcome_email(service: Service) -> None:
     template = service.product.welcome_email
     if not template:
         return
-    context = {"service_id": service.id, "service_product_name": service.product.name,
-               "service_domain": service.domain or "", "service_username": service.username or "",
-               "service_billing_cycle": service.billing_cycle,
-               "service_next_due_date": service.next_due_date.isoformat() if service.next_due_date else "",
-               "service_recurring_amount": service.client.currency.format(service.recurring_amount),
-               "service_server_hostname": service.server.hostname if service.server else "",
-               "service_ns1": service.server.nameserver1 or "" if service.server else "",
-               "service_ns2": service.server.nameserver2 or "" if service.server else "",
-               "portal_url": f"{settings.get('Domain').rstrip('/')}/portal/"}
     try:
-        queue_email(template, service.client_id, context, related=("service", service.id),
-                    dedupe_key=f"welcome:{service.id}")
+        queue_email(template, service.client_id, service_email_context(service),
+                    related=("service", service.id), dedupe_key=f"welcome:{service.id}")
     except EmailTemplateMissing:
         log("welcome_email_missing", f"Service #{service.id}: no email template named {template!r}; "
             "no welcome email sent", service)

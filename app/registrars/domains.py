@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from sqlalchemy import or_, select
 
@@ -35,8 +35,9 @@ from app.events import emit
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
-from app.models.domains import Domain, DomainStatus, Tld, addon_lines
+from app.models.domains import Domain, DomainStatus, Tld
 from app.models.system import EmailTemplate
+from app.notifications.merge_fields import domain_email_context
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.registrars.base import (
     DomainContact, RegistrarError, RegistrarModule, RegistrarRejected, SyncResult,
@@ -147,11 +148,9 @@ def _failed(domain: Domain, action: str, error: RegistrarError, actor: Actor | N
 
 
 def _notify(template: str, domain: Domain, dedupe_key: str | None, **extra) -> None:
-    context = {"domain_id": domain.id, "domain_name": domain.name,
-               "domain_expiry_date": domain.expiry_date.isoformat() if domain.expiry_date else "",
-               "domain_status": domain.status, **extra}
     try:
-        queue_email(template, domain.client_id, context, related=("domain", domain.id),
+        queue_email(template, domain.client_id, {**domain_email_context(domain), **extra},
+                    related=("domain", domain.id),
                     dedupe_key=dedupe_key)
     except EmailTemplateMissing:
         return  # the business has no such template: no email
@@ -317,11 +316,13 @@ def renewal_refusal(domain: Domain) -> str | None:
 
 def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoice:
     """The invoice renewing a domain for its next period (the portal's "Renew now"):
-    the unpaid one if there is one already, else a new one through the billing engine,
-    billed like the daily run bills it (same line, same period key, next invoice date
-    moved on). Paying it renews the domain at the registrar."""
+    the unpaid one if there is one already, else a new one through the billing engine
+    with the daily run's own renewal line (generation.domain_renewal_lines: same
+    period, same key, same text), the next invoice date moved on as the run moves it.
+    Paying it renews the domain at the registrar."""
     from app.billing import invoicing
     from app.billing.errors import BillingError
+    from app.billing.generation import domain_renewal_lines
 
     domain = _lock(domain_id)
     refusal = renewal_refusal(domain)
@@ -334,23 +335,21 @@ def create_renewal_invoice(domain_id: int, actor: Actor | None = None) -> Invoic
     start = domain.next_invoice_date or domain.next_due_date or domain.expiry_date
     if start is None:
         raise DomainActionError(f"{domain.name} has no due date to renew from")
-    following = add_months(start, 12 * years)
+    [(line, following)] = domain_renewal_lines(domain, start, horizon=start)
     today = business_today()
-    line = invoicing.InvoiceLine(
-        ItemType.DOMAIN_RENEW, domain.id,
-        f"Domain Renewal - {domain.name} - {years} Year(s) ({start.isoformat()} - "
-        f"{(following - timedelta(days=1)).isoformat()})" + addon_lines(domain),
-        domain.recurring_amount, True, start, following - timedelta(days=1))
     try:
-        invoice = invoicing.create_invoice(domain.client_id, [line], issue_date=today,
-                                           due_date=max(today, domain.next_due_date or today),
-                                           actor=actor)
+        invoice = invoicing.create_invoice(
+            domain.client_id,
+            [invoicing.InvoiceLine(line.type, line.rel_id, line.description, line.amount,
+                                   line.taxed, line.period_start, line.period_end)],
+            issue_date=today, due_date=max(today, line.due_date), actor=actor)
     except BillingError as error:
         raise DomainActionError(f"cannot invoice the renewal of {domain.name}: {error}") from None
     before = domain.next_invoice_date
     domain.next_invoice_date = following
     db.session.flush()
-    log("domain_renewal_invoiced", f"Renewal of {domain.name} for {years} year(s) invoiced on "
+    log("domain_renewal_invoiced", f"Renewal of {domain.name} for {years} year(s) "
+        f"({line.period_start} - {line.period_end}) invoiced on "
         f"{invoicing.invoice_label(invoice)}", domain, before={"next_invoice_date": before},
         after={"next_invoice_date": following, "invoice_id": invoice.id}, actor=actor)
     return invoice
@@ -413,8 +412,8 @@ def request_epp_code(domain_id: int, actor: Actor | None = None) -> DomainAction
                                                        "registrant", False)
     ensure_epp_template()
     queue_email(EPP_TEMPLATE, domain.client_id,
-                {"domain_id": domain.id, "domain_name": domain.name,
-                 "domain_epp_code": answer.epp_code}, related=("domain", domain.id))
+                {**domain_email_context(domain), "domain_epp_code": answer.epp_code},
+                related=("domain", domain.id))
     log("domain_epp_code_sent", f"EPP code of {domain.name} emailed to the client", domain,
         actor=actor)
     return _result(domain, True, f"the EPP code of {domain.name} was emailed to the client", True)
