@@ -336,7 +336,8 @@ BUILTIN_REPORTS: tuple[BuiltinReport, ...] = (
         "customer_lifetime_value", "Customer lifetime value",
         "Average MRR per paying client over the last 12 months divided by the average "
         "monthly client churn, per currency; beside it the actual revenue per client "
-        "(money received less refunds, ever, per client who paid).",
+        "(money received less refunds, ever, per client who paid). Filters apply to every "
+        "column: the revenue is that of the clients holding a service the filters select.",
         _definition("services", builtin="customer_lifetime_value", params={"months": 12})),
     BuiltinReport(
         "lifetime_revenue_per_client", "Lifetime revenue per client",

@@ -336,11 +336,13 @@ def _service_end(ctx: QueryContext) -> ColumnElement:
 SERVICES = Dataset(
     name="services",
     label="Services",
-    description="Products clients have, with their cycle and recurring amount (in the "
-                "client's currency) and that amount per month.",
+    description="Products clients have, with their client group, cycle and recurring "
+                "amount (in the client's currency) and that amount per month.",
     columns=(
         Column("service_id", "Service ID", INTEGER, expr=Service.id),
         *_client_columns(),
+        Column("client_group", "Client group", TEXT,
+               expr=func.coalesce(ClientGroup.name, "(no group)")),
         Column("product", "Product", TEXT, expr=Product.name),
         Column("product_group", "Product group", TEXT, expr=ProductGroup.name),
         Column("billing_cycle", "Billing cycle", TEXT, expr=Service.billing_cycle),
@@ -357,6 +359,7 @@ SERVICES = Dataset(
     ),
     joins=lambda ctx: Service.__table__
     .join(Client, Client.id == Service.client_id)
+    .outerjoin(ClientGroup, ClientGroup.id == Client.group_id)
     .join(Currency, Currency.id == Client.currency_id)
     .join(Product, Product.id == Service.product_id)
     .join(ProductGroup, ProductGroup.id == Product.group_id),

@@ -352,13 +352,20 @@ def churn_rate(definition, ctx, dataset, filters) -> ReportResult:
     return _result(definition, ctx, columns, frame)
 
 
-def _lifetime_revenue(ctx: QueryContext) -> pd.DataFrame:
+def _lifetime_revenue(ctx: QueryContext, dataset: Dataset,
+                      filters: list[CheckedFilter]) -> pd.DataFrame:
     """Money received less refunds since the first transaction, per currency: the
-    total and the number of clients it came from."""
-    transactions = DATASETS["transactions"]
-    base = transactions.select(ctx).subquery("paid")
+    total and the number of clients it came from. Only the clients the report's
+    filters select count: those holding a service that passes them (as the MRR side
+    counts, Pending and Fraud apart), so a filter on country, group, currency,
+    product or dates narrows this column as it narrows the others."""
+    services, where = filtered_base(QueryContext(ctx.dialect, ctx.today), dataset, filters)
+    chosen = select(services.c.client_id).where(
+        *where, services.c.status.notin_((ServiceStatus.PENDING.value, ServiceStatus.FRAUD.value)))
+    base = DATASETS["transactions"].select(ctx).subquery("paid")
     statement = (select(base.c.currency, func.sum(base.c.net_amount).label("revenue"),
                         func.count(func.distinct(base.c.client_id)).label("payers"))
+                 .where(base.c.client_id.in_(chosen))
                  .group_by(base.c.currency))
     rows = [tuple(row) for row in db.session.execute(statement)]
     return pd.DataFrame(rows, columns=["currency", "revenue", "payers"]).set_index("currency")
@@ -370,10 +377,11 @@ def customer_lifetime_value(definition, ctx, dataset, filters) -> ReportResult:
     (ARPA: the months' MRR added up / the client-months paying), the average monthly
     client churn (clients lost / clients at the months' starts), and lifetime value =
     ARPA / churn (none without churn). Beside it, what clients actually paid: money
-    received less refunds, ever, per client who paid (transactions, unfiltered)."""
+    received less refunds, ever, per client who paid, of the clients the filters
+    select (every filter applies to every column)."""
     frame = monthly_movements(ctx, dataset, filters, window_months(definition))
     per = frame.groupby("currency")[["mrr", "clients", "churn_clients", "clients_start"]].sum()
-    actual = _lifetime_revenue(ctx)
+    actual = _lifetime_revenue(ctx, dataset, filters)
     currencies = sorted(set(per.index) | set(actual.index))
     per = per.reindex(currencies)
     actual = actual.reindex(currencies)
