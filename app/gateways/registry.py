@@ -90,3 +90,10 @@ def enabled_gateways(currency_code: str | None = None) -> list[Gateway]:
         if currency_code is None or gateway.accepts_currency(currency_code):
             found.append(gateway)
     return found
+
+
+def order_gateways(currency_code: str) -> list[Gateway]:
+    """What a new order may name as its payment method (the store's choices, and what
+    AddOrder accepts): the enabled gateways taking the currency, except account credit,
+    which pays invoices but is no way to pay an order's renewals."""
+    return [gateway for gateway in enabled_gateways(currency_code) if gateway.name != "credit"]

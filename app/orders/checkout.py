@@ -24,7 +24,7 @@ from app.billing.invoicing import InvoiceLine
 from app.billing.numbering_counter import lock_row
 from app.extensions import db
 from app.gateways.base import UnknownGatewayError
-from app.gateways.registry import gateway_class
+from app.gateways.registry import gateway_class, order_gateways
 from app.models.billing import InvoiceStatus, ItemType
 from app.models.catalog import Addon, Product
 from app.models.clients import Client, ClientStatus
@@ -62,15 +62,22 @@ def _client(client_id) -> Client:
     return client
 
 
-def _payment_method(name) -> str:
+def _payment_method(name, currency_code: str) -> str:
+    """The order's gateway: one the store offers now (registry.order_gateways); an
+    unknown, disabled or unset-up gateway is refused as WHMCS refuses it."""
     text = name.strip().lower() if isinstance(name, str) else ""
     if not text:
         raise OrderError("Choose a payment method.")
+    offered = [gateway.name for gateway in order_gateways(currency_code)]
+    if text in offered:
+        return text
     try:
         gateway_class(text)
+        why = f"{name!r} is not enabled for payments in {currency_code}"
     except UnknownGatewayError:
-        raise OrderError(f"{name!r} is not a payment method.") from None
-    return text
+        why = f"{name!r} is not a payment method"
+    raise OrderError(f"Invalid Payment Method: {why}. Valid options include "
+                     f"{', '.join(offered) or 'none (no gateway is enabled)'}.")
 
 
 def _use_promotion(quote: CartQuote) -> Promotion | None:
@@ -253,7 +260,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
     actor = actor or Actor.system()
     today = today or business_today()
     client = _client(client_id)
-    method = _payment_method(payment_method)
+    method = _payment_method(payment_method, client.currency.code)
     if ip_address is not None and len(ip_address) > 45:
         raise OrderError("The IP address is not valid.")
     if notes is not None and not isinstance(notes, str):

@@ -29,14 +29,14 @@ from app import settings
 from app.activity import Actor, current_actor
 from app.client_accounts import ClientError
 from app.extensions import db
-from app.gateways.registry import enabled_gateways
+from app.gateways.registry import order_gateways
 from app.models.orders import Order
 from app.models.portal import CheckoutSubmission
 from app.orders.cart import OrderError
 from app.orders.checkout import create_order
 from app.portal import portal
 from app.portal.access import (
-    can, client_login_required, current_client, is_client_user, owned_or_404, requires,
+    can, client_login_required, current_client, is_client_user, owned_or_404,
 )
 from app.portal.auth import _complete_login
 from app.portal.forms import country_choices, email_field, required
@@ -110,7 +110,7 @@ def verify_link(token: str) -> str:
 
 def payment_choices(currency_code: str) -> list[tuple[str, str]]:
     return [(gateway.name, gateway.config.display_name or gateway.label or gateway.name)
-            for gateway in enabled_gateways(currency_code) if gateway.name != "credit"]
+            for gateway in order_gateways(currency_code)]
 
 
 def _submitted_order(token: str | None) -> CheckoutSubmission | None:
@@ -222,7 +222,7 @@ def place_order(form, cart, client):
 
 
 @portal.route("/orders/<int:order_id>/complete")
-@requires("orders")
+@client_login_required
 def order_complete(order_id: int):
     order = owned_or_404(Order, order_id)
     return render_template("portal/store/complete.html", order=order, client=current_client())

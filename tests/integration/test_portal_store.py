@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models.billing import Invoice, PaymentGateway
+from app.models.billing import Invoice
 from app.models.catalog import Currency, ProductPricing
 from app.models.clients import Client
 from app.models.orders import Order
@@ -40,8 +40,7 @@ def shop(app):
         db.session.flush()
         db.session.add(ProductPricing(product_id=catalog.product.id, currency_id=eur.id,
                                       cycle="Monthly", price=D("9.00"), setup_fee=D("4.50")))
-        db.session.add(PaymentGateway(module="banktransfer", display_name="Bank transfer",
-                                      enabled=True))
+        # orders_catalog.build set up the enabled bank-transfer gateway.
         for name in ("Order Confirmation", "Client Email Address Verification",
                      "Client Signup Email"):
             db.session.add(EmailTemplate(name=name, type="general", subject=name,
