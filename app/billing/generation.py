@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -36,6 +37,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, or_, select, update
 
+from app import settings
 from app.activity import Actor
 from app.billing import credit as credit_ledger
 from app.billing import invoicing, payments
@@ -376,21 +378,38 @@ def _plan_chunk(context: RunContext, low: int, high: int) -> _Plan:
 
     domain_horizon = context.as_of + timedelta(days=context.domain_days)
     for row in _load_domains(context, low, high):
-        years = row.registration_period or 1
-        anchor = anchor_day(row.next_invoice_date, row.registration_date, row.expiry_date)
         allowed = _allowed_periods(context, row.next_invoice_date, row.next_due_date)
-        for start, end, following in _periods(row.next_invoice_date, domain_horizon, 12 * years,
-                                              anchor, allowed):
-            plan.lines.append(Line(row.client_id, ItemType.DOMAIN_RENEW.value, row.id,
-                                   f"Domain Renewal - {row.name} - {years} Year(s) "
-                                   f"{_period_text(start, end)}{addon_lines(row)}",
-                                   row.recurring_amount, context.tax_domains, start, end, start,
-                                   _first_answer(row, start)))
+        for line, following in domain_renewal_lines(row, row.next_invoice_date, domain_horizon,
+                                                    allowed, context.tax_domains):
+            line.billed = _first_answer(row, line.period_start)
+            plan.lines.append(line)
             plan.domain_dates[row.id] = following
 
     for row in _load_billables(context, low, high):
         _plan_billable(context, plan, row)
     return plan
+
+
+def domain_renewal_lines(domain, first: date, horizon: date, allowed: int = 1,
+                         taxed: bool | None = None) -> Iterator[tuple[Line, date]]:
+    """The renewal line of each period of a domain from `first` that is due by
+    `horizon` (at most `allowed`), with the start of the period after it.
+
+    The one rule for a domain's renewal line (period dates, key, text, tax), used by
+    the daily run and by "Renew now" (registrars.domains.create_renewal_invoice), so
+    both bill a period alike and the period key stops either from billing it again.
+    The dates keep the domain's anniversary: registered on Feb 29, a period starting
+    Feb 28 in a common year ends on Feb 28 of the next leap year. `domain` is a Domain
+    or a row with its columns; `taxed` defaults to the TaxDomains setting."""
+    if taxed is None:
+        taxed = settings.get_bool("TaxDomains")
+    years = domain.registration_period or 1
+    anchor = anchor_day(first, domain.registration_date, domain.expiry_date)
+    for start, end, following in _periods(first, horizon, 12 * years, anchor, allowed):
+        yield Line(domain.client_id, ItemType.DOMAIN_RENEW.value, domain.id,
+                   f"Domain Renewal - {domain.name} - {years} Year(s) "
+                   f"{_period_text(start, end)}{addon_lines(domain)}",
+                   domain.recurring_amount, taxed, start, end, start), following
 
 
 def _first_answer(row, start: date) -> bool | None:
