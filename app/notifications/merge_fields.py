@@ -55,8 +55,7 @@ def domain_email_context(domain: Domain) -> dict:
     """Merge fields of a domain template for one domain. WHMCS has no field for the
     nameservers; domain_ns1 to domain_ns5 follow the pattern of service_ns1."""
     sld, _, tld = domain.name.partition(".")
-    nameservers = [line.strip() for line in (domain.nameservers or "").splitlines() if line.strip()]
-    nameservers += [""] * (MAX_NAMESERVERS - len(nameservers))
+    nameservers = domain.nameserver_list + [""] * MAX_NAMESERVERS
     currency = domain.client.currency
     return {
         "domain_id": domain.id,

@@ -3,7 +3,6 @@ module commands on a service, and the orders (AddOrder ... GetOrderStatuses) thr
 the order engine (app.orders)."""
 from __future__ import annotations
 
-import base64
 import re
 from decimal import Decimal
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from app.activity import Actor
 from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, find_client
+from app.api.whmcs.php_serialized import decode_base64, php_unserialize_flat
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import amount, flag, listing, moment, rate
 from app.billing.errors import BillingError
@@ -185,44 +185,22 @@ def module_terminate(params: Params, actor: Actor) -> dict:
 # Orders (app.orders engine)
 
 _CONFIG_OPTION_KEY = re.compile(r"^configoptions\[(\d+)\]\[(\d+)\]$")
-_PHP_TOKEN = re.compile(r'i:(-?\d+);|s:(\d+):"')
 
 
-def php_unserialize_int_map(text: str) -> dict[int, int]:
+def php_unserialize_int_map(text: bytes | str) -> dict[int, int]:
     """{option id: value} from PHP's serialize() of a flat array of numbers, the form
-    WHMCS clients send configoptions in (a:2:{i:4;i:12;i:5;s:1:"3";}). Only this
-    shape is read: nothing is ever executed or instantiated."""
-    match = re.fullmatch(r"a:(\d+):\{(.*)\}", text.strip(), re.S)
-    if not match:
-        raise ApiError("configoptions must be a base64 encoded serialized array")
-    body, values, position = match[2], [], 0
-    while position < len(body):
-        token = _PHP_TOKEN.match(body, position)
-        if token is None:
-            raise ApiError("configoptions must be a base64 encoded serialized array of numbers")
-        if token[1] is not None:
-            values.append(token[1])
-            position = token.end()
-        else:
-            length, start = int(token[2]), token.end()
-            values.append(body[start:start + length])
-            position = start + length
-            if body[position:position + 2] != '";':
-                raise ApiError("configoptions: a serialized string is malformed")
-            position += 2
-    if len(values) != 2 * int(match[1]) or not all(re.fullmatch(r"-?\d+", v) for v in values):
+    WHMCS clients send configoptions in (a:2:{i:4;i:12;i:5;s:1:"3";})."""
+    found = php_unserialize_flat(text, "configoptions")
+    pairs = [(str(key), str(value)) for key, value in found.items()]
+    if not all(re.fullmatch(r"-?\d+", key) and re.fullmatch(r"-?\d+", value) for key, value in pairs):
         raise ApiError("configoptions must map option ids to value ids or quantities")
-    return {int(values[i]): int(values[i + 1]) for i in range(0, len(values), 2)}
+    return {int(key): int(value) for key, value in pairs}
 
 
 def _chosen_options(params: Params, index: int, raw: str | None) -> dict[int, int]:
     chosen: dict[int, int] = {}
     if raw:
-        try:
-            decoded = base64.b64decode(raw, validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(f"configoptions[{index}] is not base64") from None
-        chosen.update(php_unserialize_int_map(decoded))
+        chosen.update(php_unserialize_int_map(decode_base64(raw, f"configoptions[{index}]")))
     for key in params.form:  # the documented array form: configoptions[0][12]=5
         match = _CONFIG_OPTION_KEY.match(key)
         if match and int(match[1]) == index:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app import settings
 from app.activity import Actor, log
+from app.api.whmcs.php_serialized import decode_base64, php_unserialize_flat
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import listing, moment, rate
 from app.billing.automation import business_today
@@ -225,6 +226,7 @@ def _email_target(kind: str, related_id: int) -> tuple[int, dict, tuple[str, int
     from app.models.billing import Invoice
     from app.models.domains import Domain
     from app.models.orders import Service
+    from app.notifications.merge_fields import domain_email_context, service_email_context
 
     if kind == "invoice":
         invoice = db.session.get(Invoice, related_id)
@@ -235,13 +237,12 @@ def _email_target(kind: str, related_id: int) -> tuple[int, dict, tuple[str, int
         service = db.session.get(Service, related_id)
         if service is None:
             raise ApiError("Service ID Not Found")
-        return service.client_id, {"service_id": service.id, "service_domain": service.domain or "",
-                                   "service_product_name": service.product.name}, ("service", service.id)
+        return service.client_id, service_email_context(service), ("service", service.id)
     if kind == "domain":
         domain = db.session.get(Domain, related_id)
         if domain is None:
             raise ApiError("Domain ID Not Found")
-        return domain.client_id, {"domain_id": domain.id, "domain_name": domain.name}, ("domain", domain.id)
+        return domain.client_id, domain_email_context(domain), ("domain", domain.id)
     if kind == "support":
         ticket = db.session.get(Ticket, related_id)
         if ticket is None or ticket.client_id is None:
@@ -253,6 +254,36 @@ def _email_target(kind: str, related_id: int) -> tuple[int, dict, tuple[str, int
     return client.id, {}, ("client", client.id)
 
 
+_CUSTOM_VAR_FIELD = re.compile(r"^customvars\[([^\]]*)\]$")
+_MERGE_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_CUSTOMVARS_LENGTH = 64 * 1024
+
+
+def _custom_vars(params: Params) -> dict:
+    """SendEmail's customvars, extra merge fields for the template: base64 of a
+    PHP-serialized array (the form WHMCS documents), or customvars[name]=value fields
+    (an array posted by a PHP client). They are added to the email's own fields, and
+    win over a field of the same name, as in WHMCS."""
+    found: dict = {}
+    raw = params.raw("customvars")
+    if raw is not None and raw.strip():
+        if len(raw) > MAX_CUSTOMVARS_LENGTH:
+            raise ApiError(f"customvars is longer than {MAX_CUSTOMVARS_LENGTH} characters")
+        found.update(php_unserialize_flat(decode_base64(raw, "customvars"), "customvars"))
+    for key in params.form:
+        match = _CUSTOM_VAR_FIELD.match(key)
+        if match:
+            found[match[1]] = params.form.get(key)
+    for name in found:
+        if not isinstance(name, str) or not _MERGE_FIELD_NAME.fullmatch(name):
+            raise ApiError(f"customvars: {name!r} is not a merge field name (letters, digits "
+                           "and _, not starting with a digit, up to 64 characters)")
+    # Shown as PHP prints them: true as 1, false and null as nothing.
+    shown = {True: "1", False: ""}
+    return {name: "" if value is None else shown[value] if isinstance(value, bool) else value
+            for name, value in found.items()}
+
+
 @action("SendEmail", "EmailLogApi", "can_post")
 def send_email(params: Params, actor: Actor) -> dict:
     from app.models.system import EmailTemplate
@@ -260,13 +291,14 @@ def send_email(params: Params, actor: Actor) -> dict:
     from app.notifications.queue import queue_email
 
     related_id = params.id("id", required=True)
+    custom_vars = _custom_vars(params)  # read first: a bad value refuses the call, nothing queued
     name = params.text("messagename")
     if name:
         template = db.session.scalar(select(EmailTemplate).where(EmailTemplate.name == name).limit(1))
         if template is None:
             raise ApiError("Email Template not found")
         client_id, context, related = _email_target(template.type, related_id)
-        queued = queue_email(name, client_id, context, related=related)
+        queued = queue_email(name, client_id, {**context, **custom_vars}, related=related)
         if queued is None:
             raise ApiError("Email Send Aborted: the template is disabled")
     else:
@@ -277,7 +309,8 @@ def send_email(params: Params, actor: Actor) -> dict:
         client = db.session.get(Client, client_id)
         queued = queue_custom_email(params.text("customsubject", required=True),
                                     params.raw("custommessage") or "", client.email,
-                                    client_id=client_id, context=context, related=related)
+                                    client_id=client_id, context={**context, **custom_vars},
+                                    related=related)
     log("email_queued", f"Email {queued.subject!r} queued for {queued.to_address}", None,
         client_id=queued.client_id, actor=actor)
     return {}
