@@ -8,30 +8,38 @@ format, the title and the day (a unique key in the database), so the same reques
 gives the same job and the file is made once; only a failed job is tried again.
 Files are kept in REPORT_EXPORT_FOLDER (default instance/report_exports, outside the
 web root) under a random name, and served only to the user who asked, an Admin, or
-staff who may open the saved report the job came from."""
+staff who may open the saved report the job came from. The daily run deletes the
+files of jobs finished ReportExportRetentionDays ago or more and marks those jobs
+expired; asking for an expired export again makes it again."""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.activity import log
+from app import settings
+from app.activity import Actor, log
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.reports import REPORT_FORMATS, ReportExport, SavedReport
 from reports.builder import ReportDefinition, ReportError, business_date, run_report, validate
 from reports.exports import export
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, RUNNING, DONE, FAILED, EXPIRED = "pending", "running", "done", "failed", "expired"
+EXPIRED_MESSAGE = "Expired: the file was deleted after {days} days. Make it again."
 # A job still "running" this long after it started lost its worker: it may be run again.
 STALE_AFTER = timedelta(minutes=30)
+
+logger = logging.getLogger(__name__)
 
 
 class ExportNotFound(LookupError):
@@ -55,7 +63,7 @@ def request_export(user, definition: ReportDefinition, fmt: str, title: str, tod
                    report: SavedReport | None = None) -> ReportExport:
     """The job making this export for this user today: a new one (queued), the same
     one when asked before, or a failed one (or a done one whose file is gone) queued
-    again. Commits."""
+    again, as is an expired one. Commits."""
     if fmt not in REPORT_FORMATS:
         raise ReportError(f"unknown export format {fmt!r} (one of {', '.join(REPORT_FORMATS)})")
     validate(definition, today)  # a definition that cannot run gets no job
@@ -74,7 +82,7 @@ def request_export(user, definition: ReportDefinition, fmt: str, title: str, tod
             db.session.commit()
             return job
         log("report.export_requested", f"{fmt.upper()} export of {title} requested", job)
-    elif job.status == FAILED or (job.status == DONE and job_file(job) is None):
+    elif job.status in (FAILED, EXPIRED) or (job.status == DONE and job_file(job) is None):
         job.status, job.progress, job.error = PENDING, 0, None
         job.message, job.task_id = "Waiting for a worker", str(uuid.uuid4())
     else:
@@ -177,3 +185,56 @@ def job_status(job: ReportExport) -> dict:
     return {"id": job.id, "status": job.status, "progress": job.progress,
             "message": job.message, "error": job.error, "format": job.format,
             "filename": job.filename, "rows": job.rows}
+
+
+def expire_exports(as_of: date, client_id_range=None, actor: Actor | None = None) -> dict:
+    """The daily step: delete the files of exports finished ReportExportRetentionDays
+    or more days before as_of (business days; 0 keeps them) and mark those jobs
+    expired, each with a log entry. Running it again finds nothing more to do; a file
+    already gone (a crash between the two) is not an error."""
+    days = settings.get_int("ReportExportRetentionDays")
+    if days <= 0:
+        return {"expired": 0, "disabled": True}
+    actor = actor or Actor.system("Automation")
+    cutoff = _utc_start_of(as_of - timedelta(days=days - 1))
+    jobs = db.session.execute(
+        select(ReportExport.id, ReportExport.stored_name, ReportExport.title, ReportExport.format)
+        .where(ReportExport.status == DONE, ReportExport.finished_at < cutoff)
+        .order_by(ReportExport.id)).all()
+    expired = deleted = 0
+    for job in jobs:
+        if job.stored_name and _delete_file(job.stored_name):
+            deleted += 1
+        # Only if it is still the same finished file: a job made again meanwhile stays.
+        marked = db.session.execute(
+            update(ReportExport)
+            .where(ReportExport.id == job.id, ReportExport.status == DONE,
+                   ReportExport.stored_name == job.stored_name,
+                   ReportExport.finished_at < cutoff)
+            .values(status=EXPIRED, message=EXPIRED_MESSAGE.format(days=days), stored_name=None))
+        if marked.rowcount == 1:
+            expired += 1
+            log("report.export_expired",
+                f"{job.format.upper()} export of {job.title} expired after {days} days; "
+                f"file {job.stored_name} deleted", db.session.get(ReportExport, job.id),
+                before={"status": DONE, "stored_name": job.stored_name},
+                after={"status": EXPIRED, "stored_name": None}, actor=actor)
+            logger.info("report export %s (%s) expired: deleted %s", job.id, job.title,
+                        job.stored_name)
+        db.session.commit()
+    return {"expired": expired, "files_deleted": deleted}
+
+
+def _utc_start_of(day: date) -> datetime:
+    """The business day's first moment as the naive UTC time the rows store."""
+    zone = ZoneInfo(current_app.config.get("BUSINESS_TIMEZONE") or "UTC")
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return start.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _delete_file(stored_name: str) -> bool:
+    try:
+        os.remove(os.path.join(export_folder(), os.path.basename(stored_name)))
+    except FileNotFoundError:
+        return False
+    return True

@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.auth.roles import STAFF_ROLES
 from app.extensions import db
+from app.models.reports import SavedReport
 from reports.builder import (
     AGGREGATES, AGGREGATE_LABELS, CHART_TYPES, FILTER_OPS, FILTER_ROWS, GROUP_ROWS,
     MEASURE_ROWS, OP_LABELS, ReportDefinition, ReportError, business_today,
@@ -33,7 +34,9 @@ from reports.charts import figure_for
 from reports.dashboards import finance_dashboard, support_dashboard
 from reports.datasets import DATASETS
 from reports.exports import FORMATS, MIME_TYPES, export
-from reports.jobs import ExportNotFound, get_job, job_file, job_status, request_export
+from reports.jobs import (
+    EXPIRED, ExportNotFound, get_job, job_file, job_status, request_export,
+)
 from reports.saved import (
     ReportNotFound, can_edit, clone_report, delete_report, get_visible, save_report,
     visible_reports,
@@ -372,7 +375,8 @@ class ReportExportView(BaseView):
 
     route_base = "/reports/exports"
     class_permission_name = "ReportExport"
-    method_permission_name = {"show": "show", "status": "show", "download": "show"}
+    method_permission_name = {"show": "show", "status": "show", "download": "show",
+                              "again": "show"}
 
     def _job(self, job_id: int):
         try:
@@ -383,9 +387,11 @@ class ReportExportView(BaseView):
     @expose("/<int:job_id>")
     @has_access
     def show(self, job_id: int):
-        job = self._job(job_id)
-        return self.render_template("reports/export_job.html", job=job,
-                                    status=_job_payload(job))
+        return self._progress_page(self._job(job_id))
+
+    def _progress_page(self, job, status_code: int = 200):
+        return self.render_template("reports/export_job.html", job=job, form=CsrfForm(),
+                                    status=_job_payload(job)), status_code
 
     @expose("/<int:job_id>/status")
     @has_access
@@ -398,6 +404,8 @@ class ReportExportView(BaseView):
     @has_access
     def download(self, job_id: int):
         job = self._job(job_id)
+        if job.status == EXPIRED:  # the page says so and offers to make it again
+            return self._progress_page(job, status_code=410)
         path = job_file(job)
         if path is None:
             abort(404)
@@ -405,6 +413,23 @@ class ReportExportView(BaseView):
                              download_name=job.filename, max_age=0)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    @expose("/<int:job_id>/again", methods=["POST"])
+    @has_access
+    def again(self, job_id: int):
+        """The same export asked for again today (an expired one is made again)."""
+        job = self._job(job_id)
+        if not CsrfForm().validate_on_submit():
+            abort(400)
+        report = db.session.get(SavedReport, job.report_id) if job.report_id else None
+        try:
+            definition = ReportDefinition.from_dict(job.definition)
+            again = request_export(current_user, definition, job.format, job.title,
+                                   business_today(), report)
+        except ReportError as exc:
+            db.session.rollback()
+            return _refusal(exc)
+        return redirect(url_for("ReportExportView.show", job_id=again.id), code=303)
 
 
 def _job_payload(job) -> dict:

@@ -67,11 +67,12 @@ STEPS: tuple[str, ...] = (
     "close_inactive_tickets",
     "retry_webhooks",
     "send_email",
+    "expire_report_exports",
 )
 
 # Steps that work on the whole installation at once, not on a range of clients.
 GLOBAL_STEPS = frozenset({"update_exchange_rates", "close_inactive_tickets", "retry_webhooks",
-                          "send_email", "sweep_pending_payments"})
+                          "send_email", "sweep_pending_payments", "expire_report_exports"})
 
 # step -> "module:function"; imported when first used (the step modules import this one).
 _STEP_FUNCTIONS = {
@@ -90,6 +91,7 @@ _STEP_FUNCTIONS = {
     "close_inactive_tickets": "app.billing.automation:close_inactive_tickets",
     "retry_webhooks": "app.webhooks:retry_due",
     "send_email": "app.billing.automation:send_email",
+    "expire_report_exports": "reports.jobs:expire_exports",
 }
 
 ClientRange = tuple[int, int]
