@@ -85,9 +85,12 @@ def remove_credit(client_id: int, amount: MoneyInput, description: str, actor: A
     return _post(client, -amount, description, actor, invoice_id, transaction_id)
 
 
-def apply_credit_to_invoice(invoice_id: int, amount: MoneyInput, actor: Actor | None = None) -> CreditEntry:
+def apply_credit_to_invoice(invoice_id: int, amount: MoneyInput, actor: Actor | None = None,
+                            description: str | None = None) -> CreditEntry:
     """Pay (part of) an unpaid invoice from the client's credit. When that pays it in
-    full the invoice becomes Paid through the same path as a payment."""
+    full the invoice becomes Paid through the same path as a payment. description: the
+    ledger text, when the credit comes from somewhere the ledger should name (a mass
+    payment)."""
     actor = actor or Actor.system()
     amount = _amount(amount, "credit to apply")
     invoice = invoicing.lock_invoice(invoice_id)  # lock order: invoice, then client
@@ -107,7 +110,8 @@ def apply_credit_to_invoice(invoice_id: int, amount: MoneyInput, actor: Actor | 
         raise BillingError(f"invoice {label} has a balance of {invoice.currency.format(invoice.balance)}, "
                            f"less than the {invoice.currency.format(amount)} of credit to apply")
     before = invoicing.totals(invoice)
-    entry = _post(client, -amount, f"Credit applied to invoice {label}", actor, invoice.id, None)
+    entry = _post(client, -amount, _description(description or f"Credit applied to invoice {label}"),
+                  actor, invoice.id, None)
     invoice.credit_applied += amount
     invoice.amount_paid += amount
     db.session.flush()

@@ -5,19 +5,28 @@ payments.apply_payment; when it becomes Paid, each covered invoice is settled as
 WHMCS does it: the line's amount becomes the client's credit and is applied to that
 invoice (so the money is counted once, as the combined invoice's transaction).
 
+Refunding a payment of a Paid combined invoice refunds the covered invoices' money,
+so unsettle_covered_invoices takes it back from them, as refund_payment does for a
+single invoice: a covered invoice whose mass-payment money is all refunded becomes
+Refunded (its service due dates stay where the payment moved them, as they do for a
+refunded single invoice); a partial refund reaches the covered invoices newest first
+(the combined invoice's lines from the last), so the oldest debts stay settled the
+longest, and the invoice it reaches part-way stays Paid with less paid on it.
+
 Transactions: flushes only; the caller commits (unit_of_work)."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from app.activity import Actor, log
 from app.billing import credit as credit_ledger
 from app.billing import invoicing
 from app.billing.errors import BillingError
 from app.extensions import db
-from app.models.billing import Invoice, InvoiceItem, InvoiceStatus, ItemType
+from app.models.billing import CreditEntry, Invoice, InvoiceItem, InvoiceStatus, ItemType, Transaction
 
 MAX_INVOICES = 100
 # "This invoice is a combined one", for queries: the daily run neither chases nor
@@ -127,4 +136,71 @@ def settle_covered_invoices(combined: Invoice, actor: Actor) -> None:
         if covered is None or covered.status != InvoiceStatus.UNPAID or covered.balance <= 0:
             continue
         credit_ledger.apply_credit_to_invoice(covered.id, min(item.amount, covered.balance),
-                                              actor=actor)
+                                              actor=actor, description=_settled_text(combined, covered))
+
+
+# The ledger texts that tell, per covered invoice, what the combined invoice paid on it
+# and what a refund of the combined invoice took back (unsettle_covered_invoices).
+def _settled_text(combined: Invoice, covered: Invoice) -> str:
+    return (f"Mass payment {invoicing.invoice_label(combined)} applied to invoice "
+            f"{invoicing.invoice_label(covered)}")
+
+
+def _taken_back_text(combined: Invoice, covered: Invoice) -> str:
+    return (f"Mass payment {invoicing.invoice_label(combined)} refunded: taken back from "
+            f"invoice {invoicing.invoice_label(covered)}")
+
+
+def _ledger_sum(covered: Invoice, description: str) -> Decimal:
+    return Decimal(db.session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.amount), 0))
+        .where(CreditEntry.invoice_id == covered.id, CreditEntry.description == description)))
+
+
+def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_before: Decimal,
+                              actor: Actor) -> None:
+    """Called by payments.refund_payment after it refunded `refund` of a combined
+    invoice that had become Paid (refunded_before: what was refunded of it since then).
+
+    The refund reaches the lines from the last one back: the part of it falling on a
+    line is taken back from that line's invoice (its credit_applied and amount_paid go
+    down; it becomes Refunded, as refund_payment does, once the line's money is all
+    taken back and no other payment remains on it). Where settling found the invoice
+    paid already, the line's amount stayed as credit, and that credit is taken back
+    instead (refused, nothing written, if the client has spent it). The money then
+    leaves the client's credit as the refund, in the ledger next to the combined invoice."""
+    lines = sorted((item for item in combined.items
+                    if item.type == ItemType.MASS_PAY and item.rel_id is not None),
+                   key=lambda item: item.id, reverse=True)
+    start, end = refunded_before, refunded_before + refund.amount_out
+    reached = Decimal("0.00")  # where the current line starts, counted from the last line
+    for item in lines:
+        share = min(end, reached + item.amount) - max(start, reached)
+        reached += item.amount
+        if share <= 0:
+            continue
+        covered = invoicing.lock_invoice(item.rel_id)
+        label = invoicing.invoice_label(covered)
+        still_applied = (-_ledger_sum(covered, _settled_text(combined, covered))
+                         - _ledger_sum(covered, _taken_back_text(combined, covered)))
+        from_invoice = max(min(share, still_applied), Decimal("0.00"))
+        if from_invoice > 0:
+            before = invoicing.totals(covered)
+            credit_ledger.add_credit(combined.client_id, from_invoice,
+                                     _taken_back_text(combined, covered), actor=actor,
+                                     invoice_id=covered.id, transaction_id=refund.id)
+            covered.credit_applied -= from_invoice
+            covered.amount_paid -= from_invoice
+            all_back = from_invoice == still_applied
+            if (covered.status == InvoiceStatus.PAID and all_back
+                    and covered.amount_paid - covered.credit_applied <= 0):
+                covered.status = InvoiceStatus.REFUNDED.value
+            db.session.flush()
+            log("mass_pay_refunded", f"Invoice {label}: {covered.currency.format(from_invoice)} of "
+                f"mass payment {invoicing.invoice_label(combined)} refunded, invoice now "
+                f"{covered.status}", covered, before=before, after=invoicing.totals(covered),
+                actor=actor)
+        credit_ledger.remove_credit(combined.client_id, share,
+                                    f"Refund of mass payment {invoicing.invoice_label(combined)} "
+                                    f"for invoice {label}", actor=actor,
+                                    invoice_id=combined.id, transaction_id=refund.id)

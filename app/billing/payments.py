@@ -396,6 +396,10 @@ def refund_payment(
                            f"on invoice {label}")
 
     before = invoicing.totals(invoice)
+    # A Paid combined invoice settled the invoices it covers: its refund is their money.
+    settled_mass_pay = (invoice.status in (InvoiceStatus.PAID, InvoiceStatus.REFUNDED)
+                        and any(item.type == ItemType.MASS_PAY for item in invoice.items))
+    refunded_since_paid = invoice.total - invoice.amount_paid
     refund = Transaction(
         client_id=invoice.client_id, invoice_id=invoice.id, currency_id=payment.currency_id,
         gateway=CREDIT_GATEWAY if to_credit else payment.gateway,
@@ -426,4 +430,8 @@ def refund_payment(
     if to_credit:
         credit_ledger.add_credit(invoice.client_id, amount, f"Refund of invoice {label} to credit",
                                  actor=actor, invoice_id=invoice.id, transaction_id=refund.id)
+    if settled_mass_pay:
+        from app.billing.mass_payment import unsettle_covered_invoices  # it imports this module
+
+        unsettle_covered_invoices(invoice, refund, refunded_since_paid, actor)
     return RefundResult(refund, note, invoice)
