@@ -366,6 +366,13 @@ BUILTIN_REPORTS: tuple[BuiltinReport, ...] = (
         _definition("tickets", builtin="ticket_metrics", params={"by": "staff"}),
         shared_roles="Finance,Manager,Support"),
     BuiltinReport(
+        "open_tickets", "Open tickets",
+        "Tickets waiting on staff (Open, Customer-Reply, In Progress, On Hold) by "
+        "department, status, priority and age since opened (today, 1-2, 3-6, 7-29, 30 days "
+        "or more), with the oldest one's age in days and the ticket numbers, oldest first.",
+        _definition("tickets", builtin="open_tickets", chart="stacked_bar"),
+        shared_roles="Finance,Manager,Support"),
+    BuiltinReport(
         "ticket_times_by_month", "Ticket response and resolution times",
         "Tickets opened per month, with the average hours to the first staff response "
         "and to closing.",
@@ -473,10 +480,8 @@ def dashboard_kpis(today: date | None = None) -> list[Kpi]:
         "dataset": "clients", "filters": [{"column": "status", "op": "eq",
                                            "value": ClientStatus.ACTIVE.value}],
         "measures": [{"agg": "count"}]}), today=today)
-    tickets = run_report(ReportDefinition.from_dict({
-        "dataset": "tickets", "filters": [{"column": "status", "op": "in",
-                                           "value": OPEN_TICKET_STATUSES}],
-        "measures": [{"agg": "count"}]}), today=today)
+    tickets = run_report(ReportDefinition.from_dict(
+        BUILTINS_BY_KEY["open_tickets"].definition), today=today)
 
     activity = run_report(ReportDefinition.from_dict(
         {**BUILTINS_BY_KEY["client_activity"].definition, "params": {"months": 1}}), today=today)
@@ -494,8 +499,8 @@ def dashboard_kpis(today: date | None = None) -> list[Kpi]:
             amounts=_per_currency(aging, "balance", lambda r: r["bucket"] != AGING_BUCKETS[0])),
         Kpi("active_clients", "Active clients", "new_clients_by_month",
             count=int(clients.frame["count"].iloc[0])),
-        Kpi("open_tickets", "Open tickets", "ticket_volume",
-            count=int(tickets.frame["count"].iloc[0])),
+        Kpi("open_tickets", "Open tickets", "open_tickets",
+            count=int(tickets.frame["tickets"].sum())),
         Kpi("churn", "Client churn this month", "churn_rate",
             number=metrics.percent(lost, paying),  # rounded as the churn report rounds
             suffix=" %"),

@@ -85,9 +85,9 @@ def support_dashboard(today: date | None = None) -> tuple[list[Kpi], list[Panel]
         measures=[{"agg": "avg", "column": "response_hours", "label": "Hours to first response"},
                   {"agg": "avg", "column": "resolution_hours", "label": "Hours to resolution"}]),
         "First response and resolution (hours)", today)
-    open_count = sum(_total(open_tickets, column.name) for column in open_tickets.values)
+    waiting = run_report(_builtin("open_tickets"), "Open tickets", today)
     kpis = [
-        Kpi("open_tickets", "Open tickets", "ticket_metrics_by_department", count=open_count),
+        Kpi("open_tickets", "Open tickets", "open_tickets", count=_total(waiting, "tickets")),
         Kpi("first_response", "Avg hours to first response (30 days)", "ticket_times_by_month",
             number=_average(recent, "response", "answered")),
         Kpi("resolution", "Avg hours to resolution (30 days)", "ticket_times_by_month",
@@ -95,7 +95,7 @@ def support_dashboard(today: date | None = None) -> tuple[list[Kpi], list[Panel]
         Kpi("rating", "Avg rating (30 days, 1-5)", "ticket_metrics_by_department",
             number=_average(recent, "rating", "ratings")),
     ]
-    panels = [Panel(open_tickets, "ticket_metrics_by_department"),
+    panels = [Panel(open_tickets, "open_tickets"),
               Panel(trend, "ticket_times_by_month"),
               Panel(recent, "ticket_metrics_by_department")]
     return kpis, panels

@@ -31,10 +31,10 @@ from app.models.billing import InvoiceItem, ItemType
 from app.models.orders import OrderStatus, Service, ServiceStatus, Upgrade
 from app.models.support import TicketReply
 from reports.builder import (
-    CheckedFilter, ReportDefinition, ReportError, ReportResult, ResultColumn, filtered_base,
+    CheckedFilter, business_date, ReportDefinition, ReportError, ReportResult, ResultColumn, filtered_base,
     quantize,
 )
-from reports.builtin import rate_lookup, special
+from reports.builtin import OPEN_TICKET_STATUSES, rate_lookup, special
 from reports.datasets import DATASETS, DATE, INTEGER, MONEY, NUMBER, TEXT, Dataset, QueryContext, \
     monthly_amount
 from reports.sql import date_of, month_index, text_after_first, time_bucket
@@ -488,4 +488,57 @@ def ticket_metrics(definition, ctx, dataset, filters) -> ReportResult:
                ResultColumn("resolution", "Avg hours to resolution", NUMBER, is_value=True),
                ResultColumn("ratings", "Ratings", INTEGER, is_value=True),
                ResultColumn("rating", "Avg rating (1-5)", NUMBER, is_value=True)]
+    return _result(definition, ctx, columns, frame)
+
+
+# Age of an open ticket in whole business days since it was opened: (from, label).
+OPEN_TICKET_AGES = ((0, "Opened today"), (1, "1-2 days"), (3, "3-6 days"), (7, "7-29 days"),
+                    (30, "30 days or more"))
+PRIORITY_ORDER = ("High", "Medium", "Low")
+
+
+def ticket_age(days: int) -> str:
+    return next(label for start, label in reversed(OPEN_TICKET_AGES) if days >= start)
+
+
+@special("open_tickets", "tickets")
+def open_tickets(definition, ctx, dataset, filters) -> ReportResult:
+    """Tickets waiting on staff (Open, Customer-Reply, In Progress, On Hold) by
+    department, status, priority and age (days since opened): how many, the oldest
+    one's age, and their ticket numbers, oldest first. Open tickets are few, so they
+    are read one by one and grouped here."""
+    base, where = filtered_base(ctx, dataset, filters)
+    statement = (select(base.c.department, base.c.status, base.c.priority, base.c.tid,
+                        base.c.created)
+                 .where(*where, base.c.status.in_(OPEN_TICKET_STATUSES))
+                 .order_by(base.c.created, base.c.ticket_id))
+    groups: dict[tuple, dict] = {}
+    for department, status, priority, tid, created in db.session.execute(statement):
+        days = max(0, (ctx.today - business_date(created)).days)
+        group = groups.setdefault((department, status, priority, ticket_age(days)),
+                                  {"tickets": 0, "oldest_days": days, "numbers": []})
+        group["tickets"] += 1
+        group["oldest_days"] = max(group["oldest_days"], days)
+        group["numbers"].append(f"#{tid}")
+    ages = [label for _, label in OPEN_TICKET_AGES]
+
+    def order(key: tuple) -> tuple:
+        department, status, priority, age = key
+        return (department, OPEN_TICKET_STATUSES.index(status),
+                PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else len(PRIORITY_ORDER),
+                str(priority), ages.index(age))
+
+    columns = [ResultColumn("department", "Department", TEXT),
+               ResultColumn("status", "Status", TEXT),
+               ResultColumn("priority", "Priority", TEXT),
+               ResultColumn("age", "Age", TEXT),
+               ResultColumn("tickets", "Tickets", INTEGER, is_value=True),
+               ResultColumn("oldest_days", "Oldest (days)", INTEGER, is_value=True,
+                            charted=False),
+               ResultColumn("ticket_list", "Tickets, oldest first", TEXT, is_value=True)]
+    records = [{"department": key[0], "status": key[1], "priority": key[2], "age": key[3],
+                "tickets": group["tickets"], "oldest_days": group["oldest_days"],
+                "ticket_list": ", ".join(group["numbers"])}
+               for key, group in sorted(groups.items(), key=lambda item: order(item[0]))]
+    frame = pd.DataFrame(records, columns=[column.name for column in columns], dtype=object)
     return _result(definition, ctx, columns, frame)

@@ -115,7 +115,7 @@ def test_support_dashboard_figures(app, logged_in, desk):
     assert "2.33" in card(page, "first_response")
     assert "10.00" in card(page, "resolution")
     assert "4.00" in card(page, "rating")
-    metrics = saved_id(app, "Ticket metrics by department")
+    metrics = saved_id(app, "Open tickets")
     assert f'href="/reports/{metrics}" id="kpi-open_tickets"' in page
     # A department's name is shown as text.
     assert "Sales &lt;b&gt;" in page and "Sales <b>" not in page

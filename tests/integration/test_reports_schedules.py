@@ -135,8 +135,8 @@ def test_cli_creates_the_builtins_once(app, db):
     from reports.builtin import BUILTIN_REPORTS
 
     runner = app.test_cli_runner()
-    assert len(BUILTIN_REPORTS) == 19
+    assert len(BUILTIN_REPORTS) == 20
     assert runner.invoke(reports_cli, ["builtins"]).output == \
-        "19 built-in report(s) created or updated.\n"
+        "20 built-in report(s) created or updated.\n"
     assert runner.invoke(reports_cli, ["builtins"]).output == \
         "0 built-in report(s) created or updated.\n"
