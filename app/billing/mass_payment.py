@@ -135,26 +135,24 @@ def settle_covered_invoices(combined: Invoice, actor: Actor) -> None:
         covered = db.session.get(Invoice, item.rel_id)
         if covered is None or covered.status != InvoiceStatus.UNPAID or covered.balance <= 0:
             continue
+        applied = f"{_ledger_prefix(combined)} applied to invoice {invoicing.invoice_label(covered)}"
         credit_ledger.apply_credit_to_invoice(covered.id, min(item.amount, covered.balance),
-                                              actor=actor, description=_settled_text(combined, covered))
+                                              actor=actor, description=applied)
 
 
-# The ledger texts that tell, per covered invoice, what the combined invoice paid on it
-# and what a refund of the combined invoice took back (unsettle_covered_invoices).
-def _settled_text(combined: Invoice, covered: Invoice) -> str:
-    return (f"Mass payment {invoicing.invoice_label(combined)} applied to invoice "
-            f"{invoicing.invoice_label(covered)}")
+# The ledger entries of a covered invoice that start with _ledger_prefix(combined): what
+# the combined invoice paid on it (negative) and what its refunds took back (positive).
+# The combined invoice's label is fixed once it is Paid; the covered one's may change
+# (a proforma is numbered when paid), so it is matched by id.
+def _ledger_prefix(combined: Invoice) -> str:
+    return f"Mass payment {invoicing.invoice_label(combined)}"  # then a space: INV-1 is not INV-10
 
 
-def _taken_back_text(combined: Invoice, covered: Invoice) -> str:
-    return (f"Mass payment {invoicing.invoice_label(combined)} refunded: taken back from "
-            f"invoice {invoicing.invoice_label(covered)}")
-
-
-def _ledger_sum(covered: Invoice, description: str) -> Decimal:
-    return Decimal(db.session.scalar(
+def _still_applied(combined: Invoice, covered: Invoice) -> Decimal:
+    return -Decimal(db.session.scalar(
         select(func.coalesce(func.sum(CreditEntry.amount), 0))
-        .where(CreditEntry.invoice_id == covered.id, CreditEntry.description == description)))
+        .where(CreditEntry.invoice_id == covered.id,
+               CreditEntry.description.startswith(_ledger_prefix(combined) + " ", autoescape=True))))
 
 
 def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_before: Decimal,
@@ -181,13 +179,13 @@ def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_b
             continue
         covered = invoicing.lock_invoice(item.rel_id)
         label = invoicing.invoice_label(covered)
-        still_applied = (-_ledger_sum(covered, _settled_text(combined, covered))
-                         - _ledger_sum(covered, _taken_back_text(combined, covered)))
+        still_applied = _still_applied(combined, covered)
         from_invoice = max(min(share, still_applied), Decimal("0.00"))
         if from_invoice > 0:
             before = invoicing.totals(covered)
             credit_ledger.add_credit(combined.client_id, from_invoice,
-                                     _taken_back_text(combined, covered), actor=actor,
+                                     f"{_ledger_prefix(combined)} refunded: taken back from "
+                                     f"invoice {label}", actor=actor,
                                      invoice_id=covered.id, transaction_id=refund.id)
             covered.credit_applied -= from_invoice
             covered.amount_paid -= from_invoice

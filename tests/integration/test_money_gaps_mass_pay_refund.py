@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from app import settings
 from app.activity import Actor
 from app.billing import credit, mass_payment
 from app.billing.errors import BillingError
@@ -125,3 +126,20 @@ def test_admin_refund_button_refunds_the_covered_invoices(db, admin_client, mass
     statuses = [db.session.get(Invoice, invoice.id).status for invoice in mass_paid["invoices"]]
     assert statuses == ["Refunded", "Refunded", "Refunded"]
     assert credit.balance(mass_paid["client"].id) == D("66.50")
+
+
+def test_proforma_invoices_numbered_when_paid_are_refunded_too(db):
+    """With numbering on payment the covered invoices get their numbers while being
+    settled: the refund still finds what the mass payment put on each."""
+    settings.set_value("NumberOnPayment", "on")
+    client = factories.client()
+    first, _ = hosting_invoice(client, "15.00", date(2026, 4, 1))
+    second, _ = hosting_invoice(client, "5.00", date(2026, 4, 2))
+    assert first.number is None
+    combined = mass_payment.create_mass_pay_invoice(client.id, [first.id, second.id])
+    payment = apply_payment(combined.id, D("20.00"), "USD", "stripe", "pi_pro").transaction
+    assert first.number and second.number
+    refund_payment(payment.id, D("20.00"), to_credit=False, reason="R", gateway_refund_id="re_pro")
+    db.session.commit()
+    assert [state(first), state(second)] == [("Refunded", D("0.00"), D("0.00"))] * 2
+    assert client.credit_balance == D("0.00")
