@@ -7,12 +7,13 @@ from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
+from wtforms import BooleanField, IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from app.activity import current_actor
 from app.admin.actions import EngineActions, text_box
 from app.billing.numbering_counter import unit_of_work
+from app.registrars import domain_addons as addon_engine
 from app.registrars import domains as domain_engine
 
 from app.admin.catalog import (
@@ -21,7 +22,7 @@ from app.admin.catalog import (
     status_label,
 )
 from app.admin.clients import when, yes_no
-from app.models.domains import Domain, DomainStatus, Registrar, Tld, TldPricing
+from app.models.domains import Domain, DomainAddon, DomainStatus, Registrar, Tld, TldPricing
 
 # Labels of letters, digits and inner hyphens; the extension is letters or IDN
 # punycode (xn--...).
@@ -44,6 +45,12 @@ class TransferForm(FlaskForm):
                                                 "gave with the order.")
 
 
+class DomainAddonsForm(FlaskForm):
+    id_protection = BooleanField("ID protection")
+    dns_management = BooleanField("DNS management")
+    email_forwarding = BooleanField("Email forwarding")
+
+
 class EppCodeForm(FlaskForm):
     """Its CSRF token guards the request to the registrar."""
 
@@ -60,7 +67,7 @@ class DomainActions(EngineActions):
     changes."""
 
     action_permissions = ("register_domain", "transfer_domain", "renew_domain", "sync_domain",
-                          "epp_code")
+                          "epp_code", "domain_addons")
 
     def record_title(self, domain) -> str:
         return f"Domain {domain.name}"
@@ -81,6 +88,7 @@ class DomainActions(EngineActions):
             if live else None,
             self.button("epp_code", "Get EPP code", domain, icon="fa-key")
             if status == DomainStatus.ACTIVE.value else None,
+            self.button("domain_addons", "Domain addons", domain, icon="fa-shield"),
         ]
 
     def run_domain(self, work, on_success) -> bool:
@@ -154,6 +162,38 @@ class DomainActions(EngineActions):
                                     "the business: no invoice is made. To bill the client, "
                                     "let the daily run invoice it, or create an invoice.")
 
+    @expose("/domain_addons/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("domain_addons")
+    def domain_addons(self, pk):
+        domain = self.record_or_404(pk)
+        form = DomainAddonsForm()
+        if not form.is_submitted():
+            for addon in DomainAddon:
+                getattr(form, addon.value).data = getattr(domain, addon.value)
+
+        def switch():
+            """Each changed addon through the engine; the first failure stops (the
+            ones switched before it stay, as the registrar has them)."""
+            done = []
+            for addon in DomainAddon:
+                result = addon_engine.set_addon(domain.id, addon, bool(getattr(form, addon.value).data),
+                                                actor=current_actor())
+                if not result.success:
+                    return result
+                if result.changed:
+                    done.append(result.message)
+            return domain_engine.DomainActionResult(True, "; ".join(done) or "Nothing changed",
+                                                    domain.id, domain.status, bool(done))
+
+        if form.validate_on_submit() and self.run_domain(switch, lambda result: said(result.message)):
+            return self.back_to(domain)
+        return self.form_page(domain, form, f"Domain addons of {domain.name}", "Save",
+                              facts=self._facts(domain),
+                              intro="Each change goes to the registrar first and is recorded "
+                                    "only once it has taken it. The renewal price is not "
+                                    "changed here.")
+
     @expose("/epp_code/<int:pk>", methods=["GET", "POST"])
     @has_access
     @permission_name("epp_code")
@@ -203,13 +243,17 @@ class DomainView(DomainActions, TallyModelView):
                 "do_not_renew"]
     _management = ["nameservers", "registrar_lock", "id_protection", "dns_management",
                    "email_forwarding"]
-    add_fieldsets = edit_fieldsets = [
+    add_fieldsets = [
         ("Domain", {"fields": _domain}),
         ("Dates", {"fields": _dates}),
         ("Billing", {"fields": _billing}),
         ("Management", {"fields": _management}),
         ("Notes", {"fields": ["notes"], "expanded": False}),
     ]
+    # The addons of a domain on file change through "Domain addons" (the registrar first).
+    edit_fieldsets = [*add_fieldsets[:3],
+                      ("Management", {"fields": ["nameservers", "registrar_lock"]}),
+                      add_fieldsets[4]]
     show_fieldsets = [
         *add_fieldsets[:4],
         ("Notes and history", {"fields": ["notes", "last_synced_at", "created_at",

@@ -251,10 +251,15 @@ def offered_domain_addons(tld: Tld | None) -> list[DomainAddon]:
 
 def price_domain_addons(tld: Tld | None, wanted, currency_code: str,
                         years: int) -> list[tuple[DomainAddon, Decimal]]:
-    """(addon, price for `years`) of each wanted addon the TLD offers; `wanted` is
-    anything with the three flags (a cart line, a domain). One not offered is left out,
-    as it always was (the order gets the domain without it)."""
-    chosen = [addon for addon in offered_domain_addons(tld) if getattr(wanted, addon.value, False)]
+    """(addon, price for `years`) of each wanted addon; `wanted` is anything with the
+    three flags (a cart line, a domain). An addon the TLD does not offer is refused
+    (OrderError), never dropped: the client would pay for a domain without it."""
+    offered = offered_domain_addons(tld)
+    chosen = [addon for addon in DomainAddon if getattr(wanted, addon.value, False)]
+    for addon in chosen:
+        if addon not in offered:
+            raise OrderError(f"{addon.label} is not offered for "
+                             f"{tld.extension if tld is not None else 'this'} domains.")
     if not chosen:
         return []
     prices = domain_addon_prices(currency_code)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from app import settings
 from app.extensions import db
 from app.models.catalog import Currency, Product, ProductGroup
-from app.models.domains import Tld
+from app.models.domains import DomainAddon, Tld
 from app.orders import pricing
 from app.orders.cart import DOMAIN, PRODUCT, REGISTER, TRANSFER, Cart, CartLine, OrderError
 from app.portal import portal
@@ -271,7 +271,8 @@ def line_from_form(product: Product, form, cycles: list[str]) -> tuple[CartLine,
         raise OrderError(_("Enter the quantity as a whole number."))
     choice = {"mode": form.get("domain_choice") or "register",
               "domain": (form.get("domain") or "").strip()[:MAX_SEARCH_LENGTH],
-              "epp_code": (form.get("epp_code") or "").strip()[:MAX_EPP_LENGTH]}
+              "epp_code": (form.get("epp_code") or "").strip()[:MAX_EPP_LENGTH],
+              "addons": wanted_domain_addons(form)}
     line = CartLine(kind=PRODUCT, product_id=product.id, billing_cycle=cycle, quantity=quantity,
                     config_options=options, addon_ids=addon_ids)
     return line, choice
@@ -296,9 +297,31 @@ def domain_lines_for(choice: dict, cart: Cart, currency: Currency) -> tuple[str 
         return name, []  # the domain is in the cart already (added from the search)
     refuse_unorderable(answer, mode, choice["epp_code"])
     if mode == REGISTER:
-        return name, [CartLine(kind=DOMAIN, domain=name, domain_action=REGISTER, years=1)]
+        return name, [CartLine(kind=DOMAIN, domain=name, domain_action=REGISTER, years=1,
+                               **choice["addons"])]
     return name, [CartLine(kind=DOMAIN, domain=name, domain_action=TRANSFER, years=1,
-                           epp_code=choice["epp_code"])]
+                           epp_code=choice["epp_code"], **choice["addons"])]
+
+
+def wanted_domain_addons(form) -> dict[str, bool]:
+    """The domain addon boxes ticked on a form (the engine refuses one the TLD does
+    not offer)."""
+    return {addon.value: bool(form.get(addon.value)) for addon in DomainAddon}
+
+
+def domain_addon_choices(tld: Tld | None, currency: Currency) -> list[dict]:
+    """The addon boxes of a domain form: the ones the TLD offers (any TLD offers, when
+    the name is not known yet), each with its yearly price from the engine."""
+    from app.portal.domain_addons import addon_label
+
+    if tld is not None:
+        offered = pricing.offered_domain_addons(tld)
+    else:
+        offered = [addon for addon in DomainAddon if db.session.scalar(
+            select(Tld.id).where(getattr(Tld, addon.value).is_(True)).limit(1))]
+    prices = pricing.domain_addon_prices(currency.code)
+    return [{"addon": addon.value, "label": addon_label(addon), "price": prices[addon]}
+            for addon in offered]
 
 
 def refuse_unorderable(answer, action: str, epp_code: str) -> None:
@@ -433,6 +456,8 @@ def configure(product_id: int):
         edit_index=edit_index, summary=summary, summary_error=summary_error,
         domain_choice=source.get("domain_choice") or "register",
         domain_value=domain_value,
+        domain_addons=domain_addon_choices(None, currency) if product.require_domain else [],
+        chosen_domain_addons={name for name, on in wanted_domain_addons(source).items() if on},
         addons=[a for a in product.addons if not a.retired and not a.hidden and a.show_on_order],
         tax_type=settings.get("TaxType"))
 
@@ -451,13 +476,13 @@ def domain_search():
             error = str(refused)
     rows = [{"check": check, "prices": register_prices(check.tld, currency) if check.sold else {},
              "transfer": pricing.domain_price(check.tld, currency.code, "transfer", 1)
-             if check.sold else None, "tld": tld_row(check.tld)} for check in results]
+             if check.sold else None,
+             "addons": domain_addon_choices(tld_row(check.tld), currency) if check.sold else []}
+            for check in results]
     in_cart = {line.domain for line in load_cart().lines if line.kind == DOMAIN}
     return render_template("portal/store/domains.html", asked=asked, rows=rows, error=error,
                            unchecked=COULD_NOT_CHECK,
-                           currency=currency, in_cart=in_cart, tlds=sold_tlds(currency),
-                           addon_prices={addon.value: price for addon, price
-                                         in pricing.domain_addon_prices(currency.code).items()})
+                           currency=currency, in_cart=in_cart, tlds=sold_tlds(currency))
 
 
 def register_prices(tld: str, currency: Currency, action: str = REGISTER) -> dict[int, Decimal]:
@@ -497,12 +522,9 @@ def domain_add():
     except (OrderError, DomainNameError) as refused:
         flash(_("Your cart was not changed: %(reason)s", reason=str(refused)), "danger")
         return redirect(back)
-    tld = tld_row(answer.tld)
     line = CartLine(kind=DOMAIN, domain=answer.domain, domain_action=action, years=years,
                     epp_code=epp if action == TRANSFER else None,
-                    id_protection=bool(request.form.get("id_protection")) and bool(tld and tld.id_protection),
-                    dns_management=bool(request.form.get("dns_management")) and bool(tld and tld.dns_management),
-                    email_forwarding=bool(request.form.get("email_forwarding")) and bool(tld and tld.email_forwarding))
+                    **wanted_domain_addons(request.form))
     changed = replace(cart, lines=[*cart.lines, line])
     verb = _("registration") if action == REGISTER else _("transfer")
     if save_if_priced(changed, _("The %(what)s of %(domain)s is in your cart.", what=verb,
@@ -541,8 +563,11 @@ def cart():
 
 
 def register_or_transfer_prices(line: CartLine, currency: Currency) -> dict[int, Decimal]:
-    return register_prices(pricing.tld_of(line.domain or ""), currency,
-                           line.domain_action or REGISTER)
+    try:
+        tld = pricing.tld_of(line.domain or "")
+    except OrderError:
+        return {}  # no TLD sold here fits the name any more: the cart's quote says why
+    return register_prices(tld, currency, line.domain_action or REGISTER)
 
 
 @portal.route("/cart/<int:index>/update", methods=["POST"])

@@ -134,6 +134,17 @@ class EppCodeResult:
 
 
 @dataclass(frozen=True)
+class AddonResult:
+    """A domain addon as the registrar has it after the call."""
+
+    domain: str
+    enabled: bool
+    changed: bool = True     # False: the registrar had it so already, nothing was sent
+    message: str = ""
+    nameservers: tuple[str, ...] = ()  # set when the change moved the domain to new nameservers
+
+
+@dataclass(frozen=True)
 class SyncResult:
     domain: str
     expiry_date: date | None = None
@@ -190,3 +201,22 @@ class RegistrarModule(ABC):
 
     @abstractmethod
     def sync(self, domain: str) -> SyncResult: ...
+
+    # Domain addons. Each call leaves the registrar in the asked state and is
+    # idempotent: asked for the state the registrar has already, it sends no change
+    # (changed=False). A registrar without the service raises UnsupportedOperation.
+
+    def set_id_protection(self, domain: str, enabled: bool, forward_to: str) -> AddonResult:
+        """WHOIS privacy on or off; forward_to is the address privacy emails go to."""
+        raise UnsupportedOperation(f"{self.display_name or self.name} cannot change ID "
+                                   "protection through its API")
+
+    def set_dns_management(self, domain: str, enabled: bool) -> AddonResult:
+        """The registrar's DNS hosting for the domain on or off."""
+        raise UnsupportedOperation(f"{self.display_name or self.name} cannot change DNS "
+                                   "management through its API")
+
+    def set_email_forwarding(self, domain: str, enabled: bool) -> AddonResult:
+        """The registrar's email forwarding for the domain on or off."""
+        raise UnsupportedOperation(f"{self.display_name or self.name} cannot change email "
+                                   "forwarding through its API")

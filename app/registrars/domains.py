@@ -158,6 +158,12 @@ def _notify(template: str, domain: Domain, dedupe_key: str | None, **extra) -> N
 
 # Registration and transfer
 
+def _send_ordered_addons(domain: Domain, actor: Actor | None) -> None:
+    """The domain is registered now: its ordered addons go to the registrar."""
+    from app.registrars.domain_addons import send_ordered_addons  # it imports this module
+    send_ordered_addons(domain, actor)
+
+
 def register_domain(domain_id: int, actor: Actor | None = None) -> DomainActionResult:
     """Register a Pending domain at its registrar for its registration period."""
     domain = _lock(domain_id)
@@ -189,6 +195,7 @@ def register_domain(domain_id: int, actor: Actor | None = None) -> DomainActionR
                "registrar": module.name, "remote_id": answer.remote_id}, actor=actor)
     emit("DomainRegister", {"domain_id": domain.id, "client_id": domain.client_id})
     if domain.status == DomainStatus.ACTIVE.value:
+        _send_ordered_addons(domain, actor)
         _notify(REGISTERED_TEMPLATE, domain, f"domain-registered:{domain.id}")
     return _result(domain, True, f"{domain.name} registered ({domain.status})", True)
 
@@ -231,6 +238,8 @@ def transfer_domain(domain_id: int, actor: Actor | None = None,
         + (f" ({answer.message})" if answer.message else ""), domain, before=before,
         after={"status": domain.status, "expiry_date": domain.expiry_date,
                "registrar": module.name, "remote_id": answer.remote_id}, actor=actor)
+    if answer.completed:
+        _send_ordered_addons(domain, actor)
     return _result(domain, True, f"transfer of {domain.name}: {domain.status}", True)
 
 
@@ -498,6 +507,10 @@ def _apply_sync(domain: Domain, answer: SyncResult, module: RegistrarModule,
     changes = ", ".join(f"{field} {before[field]} -> {after[field]}" for field in after)
     log("domain_synced", f"{domain.name} synced with {module.display_name}: {changes}", domain,
         before=before, after=after, actor=actor)
+    if before.get("status") in (DomainStatus.PENDING_REGISTRATION.value,
+                                DomainStatus.PENDING_TRANSFER.value) \
+            and domain.status == DomainStatus.ACTIVE.value:
+        _send_ordered_addons(domain, actor)
     return _result(domain, True, f"{domain.name} synced: {changes}", True)
 
 

@@ -5,7 +5,8 @@ succeed at once and move the expiry date here; nameservers and the lock are what
 domain row says; the EPP code is derived from the domain name and the app's secret
 (stable, never stored). Every result says that nothing left this installation, and the
 domain engine writes it to the activity log, so staff see what they must still do by
-hand if the name is real."""
+hand if the name is real. Domain addons likewise: the domain row is the registry's
+record of them, so switching one answers at once (unchanged when the row has it so)."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ from app.billing.cycles import add_months
 from app.extensions import db
 from app.models.domains import Domain, DomainStatus
 from app.registrars.base import (
-    AvailabilityResult, EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
+    AddonResult, AvailabilityResult, EppCodeResult, LockResult, NameserversResult, RegistrarModule, RegistrarRejected,
     RegistrationResult, RenewalResult, SyncResult, TransferResult,
 )
 from app.registrars.rdap import COULD_NOT_CHECK, rdap_availability
@@ -82,6 +83,19 @@ class LocalRegistrar(RegistrarModule):
 
     def set_lock(self, domain, locked) -> LockResult:
         return LockResult(domain, locked)
+
+    def _addon(self, domain: str, field: str, enabled: bool) -> AddonResult:
+        changed = bool(getattr(self._domain(domain), field)) != enabled
+        return AddonResult(domain, enabled, changed=changed, message=NOTE)
+
+    def set_id_protection(self, domain, enabled, forward_to) -> AddonResult:
+        return self._addon(domain, "id_protection", enabled)
+
+    def set_dns_management(self, domain, enabled) -> AddonResult:
+        return self._addon(domain, "dns_management", enabled)
+
+    def set_email_forwarding(self, domain, enabled) -> AddonResult:
+        return self._addon(domain, "email_forwarding", enabled)
 
     def get_epp_code(self, domain) -> EppCodeResult:
         secret = (current_app.config.get("SECRET_KEY") or "").encode()

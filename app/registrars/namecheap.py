@@ -21,7 +21,7 @@ from flask import current_app
 
 from app.models.domains import DomainStatus
 from app.registrars.base import (
-    AvailabilityResult, DomainContact, EppCodeResult, LockResult, NameserversResult,
+    AddonResult, AvailabilityResult, DomainContact, EppCodeResult, LockResult, NameserversResult,
     RegistrarModule, RegistrarNotConfigured, RegistrarRejected, RegistrarUnavailable,
     RegistrationResult, RenewalResult, SyncResult, TransferResult, UnsupportedOperation,
 )
@@ -29,6 +29,8 @@ from app.registrars.base import (
 PRODUCTION_URL = "https://api.namecheap.com/xml.response"
 SANDBOX_URL = "https://api.sandbox.namecheap.com/xml.response"
 DEFAULT_TIMEOUT_SECONDS = 30
+# Whoisguard list pages: Namecheap allows 2 to 100 per page.
+WHOISGUARD_PAGE_SIZE = 100
 # Errors of getInfo that mean the domain is no longer in our Namecheap account.
 NOT_IN_ACCOUNT = {"2016166"}
 CONTACT_ROLES = ("Registrant", "Tech", "Admin", "AuxBilling")
@@ -291,3 +293,92 @@ class NamecheapRegistrar(RegistrarModule):
         return SyncResult(domain, expiry_date=expiry, status=status,
                           locked=True if state == "locked" else None,
                           details={"namecheap_status": result.get("Status") or ""})
+
+    # Domain addons
+
+    def _whoisguard(self, domain: str) -> tuple[str, bool]:
+        """(WhoisGuard id, enabled) of the domain: from getInfo, else from the account's
+        WhoisGuard list; RegistrarRejected when none is allotted to it."""
+        info = self._result("namecheap.domains.getInfo", {"DomainName": domain},
+                            "DomainGetInfoResult")
+        guard = _find(info, "Whoisguard")
+        if guard is not None:
+            found = _find(guard, "ID")
+            guard_id = (found.text or "").strip() if found is not None else ""
+            if guard_id not in ("", "0"):
+                return guard_id, _true(guard.get("Enabled"))
+        page = 1
+        while True:
+            listing = self._result("namecheap.whoisguard.getList",
+                                   {"ListType": "ALLOTED", "Page": str(page),
+                                    "PageSize": str(WHOISGUARD_PAGE_SIZE)},
+                                   "WhoisguardGetListResult")
+            rows = _find_all(listing, "Whoisguard")
+            for row in rows:
+                if (row.get("DomainName") or "").lower() == domain and row.get("ID"):
+                    return row.get("ID"), (row.get("Status") or "").lower() == "enabled"
+            if len(rows) < WHOISGUARD_PAGE_SIZE:
+                raise RegistrarRejected(f"Namecheap has no WhoisGuard (domain privacy) allotted "
+                                        f"to {domain}")
+            page += 1
+
+    def set_id_protection(self, domain: str, enabled: bool, forward_to: str) -> AddonResult:
+        guard_id, current = self._whoisguard(domain)
+        if current == enabled:
+            return AddonResult(domain, enabled, changed=False,
+                               message=f"WhoisGuard {guard_id} was {'on' if enabled else 'off'} "
+                                       "at Namecheap already")
+        if enabled:
+            result = self._result("namecheap.whoisguard.enable",
+                                  {"WhoisguardID": guard_id, "ForwardedToEmail": forward_to},
+                                  "WhoisguardEnableResult", post=True)
+        else:
+            result = self._result("namecheap.whoisguard.disable", {"WhoisguardID": guard_id},
+                                  "WhoisguardDisableResult", post=True)
+        if not _true(result.get("IsSuccess")):
+            raise RegistrarRejected(f"Namecheap did not {'enable' if enabled else 'disable'} "
+                                    f"WhoisGuard for {domain}")
+        return AddonResult(domain, enabled, message=f"WhoisGuard {guard_id} "
+                                                    f"{'enabled' if enabled else 'disabled'}")
+
+    def _use_namecheap_dns(self, domain: str) -> tuple[bool, tuple[str, ...]]:
+        """Point the domain at Namecheap's own nameservers (needed for its DNS hosting
+        and email forwarding) unless it is already: (changed, nameservers now)."""
+        if self.get_nameservers(domain).using_registrar_dns:
+            return False, ()
+        result = self._result("namecheap.domains.dns.setDefault", self._sld_tld(domain),
+                              "DomainDNSSetDefaultResult", post=True)
+        if not _true(result.get("Updated")):
+            raise RegistrarRejected(f"Namecheap did not switch {domain} to its own DNS")
+        return True, self.get_nameservers(domain).nameservers
+
+    def set_dns_management(self, domain: str, enabled: bool) -> AddonResult:
+        if not enabled:
+            # Nothing to switch off: Namecheap hosts the zone until the nameservers change.
+            return AddonResult(domain, False, changed=False,
+                               message="Namecheap's DNS stays in use until the nameservers change")
+        changed, nameservers = self._use_namecheap_dns(domain)
+        return AddonResult(domain, True, changed=changed, nameservers=nameservers,
+                           message="switched to Namecheap's DNS" if changed
+                           else "Namecheap's DNS was in use already")
+
+    def _email_forwards(self, domain: str) -> dict[str, str]:
+        """mailbox -> address of the domain's email forwarding at Namecheap."""
+        result = self._result("namecheap.domains.dns.getEmailForwarding", {"DomainName": domain},
+                              "DomainDNSGetEmailForwardingResult")
+        return {(row.get("mailbox") or "").strip(): (row.text or "").strip()
+                for row in _find_all(result, "Forward") if row.get("mailbox")}
+
+    def set_email_forwarding(self, domain: str, enabled: bool) -> AddonResult:
+        """Namecheap forwards email for domains on its DNS; nothing is sent to switch it
+        on, but it must answer for the domain (it refuses one on other nameservers, and
+        we do not move nameservers for this)."""
+        if not enabled:
+            # The API cannot delete every rule (setEmailForwarding needs at least one):
+            # they stay, unused once the nameservers point elsewhere.
+            return AddonResult(domain, False, changed=False,
+                               message="the forwarding rules stay at Namecheap")
+        forwards = self._email_forwards(domain)
+        return AddonResult(domain, True, changed=False,
+                           message=f"Namecheap forwards email for {domain} "
+                                   f"({len(forwards)} rule(s))")

@@ -4,11 +4,15 @@ GET or POST (form-encoded) /xml.response with the global parameters ApiUser, Api
 UserName, ClientIp and Command, answering the documented <ApiResponse> envelope:
 Status="OK" with <CommandResponse Type="..."> and the command's result element, or
 Status="ERROR" with <Errors><Error Number="...">. Commands: namecheap.domains.check,
-create, transfer.create, renew, dns.getList, dns.setCustom, getRegistrarLock,
-setRegistrarLock, getInfo.
+create, transfer.create, renew, dns.getList, dns.setCustom, dns.setDefault,
+dns.getEmailForwarding, dns.setEmailForwarding, getRegistrarLock, setRegistrarLock,
+getInfo, and namecheap.whoisguard.getList, enable, disable.
 
-State: `domains` (ours: name -> dict with expires, locked, nameservers, status),
-`taken` (registered elsewhere), `premium`. `failure`: "http_500" or "slow".
+State: `domains` (ours: name -> dict with expires, locked, nameservers, custom_dns,
+status, whoisguard {"id", "enabled", "email"}, forwards {mailbox: address}), `taken`
+(registered elsewhere), `premium`. Every domain of ours has a WhoisGuard allotted
+(off), as Namecheap gives one free with each registration. `failure`: "http_500" or
+"slow".
 Every request is kept in `requests` as (method, params)."""
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ API_USER, API_KEY, CLIENT_IP = "tallyapi", "nc-secret-key-123", "203.0.113.7"
 CONTACT_FIELDS = ("FirstName", "LastName", "Address1", "City", "StateProvince", "PostalCode",
                   "Country", "Phone", "EmailAddress")
 XML = "text/xml; charset=utf-8"
+DEFAULT_NAMESERVERS = ("dns1.registrar-servers.com", "dns2.registrar-servers.com")
 TRANSFERABLE = {"com", "net", "org", "info", "biz", "us", "co", "me", "tv", "cc", "ca", "mobi"}
 
 
@@ -60,11 +65,14 @@ class FakeNamecheap(FakeServer):
         self.url = self.base_url + "/xml.response"
 
     def own(self, name: str, expires: date, locked: bool = True,
-            nameservers: tuple[str, ...] = ("dns1.registrar-servers.com",
-                                            "dns2.registrar-servers.com")) -> None:
+            nameservers: tuple[str, ...] = DEFAULT_NAMESERVERS) -> None:
         self.domains[name] = {"expires": expires, "locked": locked,
-                              "nameservers": list(nameservers), "custom_dns": False,
-                              "status": "Ok", "id": self._id()}
+                              "nameservers": list(nameservers),
+                              "custom_dns": tuple(nameservers) != DEFAULT_NAMESERVERS,
+                              "status": "Ok", "id": self._id(), **self._services()}
+
+    def _services(self) -> dict:
+        return {"whoisguard": {"id": self._id(), "enabled": False, "email": ""}, "forwards": {}}
 
     def commands(self) -> list[str]:
         return [params.get("Command") for _, params in self.requests]
@@ -156,7 +164,8 @@ class FakeNamecheap(FakeServer):
                               "nameservers": ["dns1.registrar-servers.com",
                                               "dns2.registrar-servers.com"],
                               "custom_dns": False, "status": "Ok", "id": self._id(),
-                              "epp_code": params["EPPCode"], "transfer_id": transfer_id}
+                              "epp_code": params["EPPCode"], "transfer_id": transfer_id,
+                              **self._services()}
         return (f'<DomainTransferCreateResult DomainName="{escape(name)}" Transfer="true" '
                 f'TransferID="{transfer_id}" StatusID="5" OrderID="{self._id()}" '
                 f'TransactionID="{self._id()}" ChargedAmount="8.9800"/>')
@@ -209,15 +218,93 @@ class FakeNamecheap(FakeServer):
         self._required(params, "DomainName")
         name = params["DomainName"].lower()
         domain = self._ours(name)
+        guard = domain["whoisguard"]
         return (f'<DomainGetInfoResult Status={quoteattr(domain["status"])} ID="{domain["id"]}" '
                 f'DomainName="{escape(name)}" OwnerName="{API_USER}" IsOwner="true" '
                 'IsPremium="false"><DomainDetails>'
                 f'<CreatedDate>{_us_date(self.today)}</CreatedDate>'
                 f'<ExpiredDate>{_us_date(domain["expires"])}</ExpiredDate>'
                 '<NumYears>0</NumYears></DomainDetails><LockDetails/>'
-                '<Whoisguard Enabled="False"><ID>0</ID><ExpiredDate>01/01/2000</ExpiredDate>'
-                '</Whoisguard><DnsDetails ProviderType="CUSTOM"/>'
+                f'<Whoisguard Enabled="{str(guard["enabled"])}"><ID>{guard["id"]}</ID>'
+                f'<ExpiredDate>{_us_date(domain["expires"])}</ExpiredDate></Whoisguard>'
+                f'<DnsDetails ProviderType="{"CUSTOM" if domain["custom_dns"] else "FREE"}" '
+                f'IsUsingOurDNS="{str(not domain["custom_dns"]).lower()}"/>'
                 '<Modificationrights All="true"/></DomainGetInfoResult>')
+
+    def cmd_domains_dns_setDefault(self, params: dict) -> str:
+        name = self._from_sld_tld(params)
+        domain = self._ours(name)
+        domain["nameservers"], domain["custom_dns"] = list(DEFAULT_NAMESERVERS), False
+        return f'<DomainDNSSetDefaultResult Domain="{escape(name)}" Updated="true"/>'
+
+    def _on_our_dns(self, params: dict) -> tuple[str, dict]:
+        self._required(params, "DomainName")
+        name = params["DomainName"].lower()
+        domain = self._ours(name)
+        if domain["custom_dns"]:
+            raise NamecheapError("2030288", "Cannot complete this command as this domain is "
+                                            "not using proper DNS servers")
+        return name, domain
+
+    def cmd_domains_dns_getEmailForwarding(self, params: dict) -> str:
+        name, domain = self._on_our_dns(params)
+        rows = "".join(f'<Forward mailbox={quoteattr(box)}>{escape(to)}</Forward>'
+                       for box, to in domain["forwards"].items())
+        return (f'<DomainDNSGetEmailForwardingResult Domain="{escape(name)}">{rows}'
+                "</DomainDNSGetEmailForwardingResult>")
+
+    def cmd_domains_dns_setEmailForwarding(self, params: dict) -> str:
+        name, domain = self._on_our_dns(params)
+        # Parameter names are case-insensitive at Namecheap (its own example writes mailbox1).
+        lowered = {key.lower(): value for key, value in params.items()}
+        forwards, index = {}, 1
+        while f"mailbox{index}" in lowered:
+            if not lowered.get(f"forwardto{index}"):
+                raise NamecheapError("2010324", f"ForwardTo{index} is Missing")
+            forwards[lowered[f"mailbox{index}"]] = lowered[f"forwardto{index}"]
+            index += 1
+        if not forwards:
+            raise NamecheapError("2010324", "MailBox1 is Missing")
+        domain["forwards"] = forwards
+        return f'<DomainDNSSetEmailForwardingResult Domain="{escape(name)}" IsSuccess="true"/>'
+
+    def _guard(self, params: dict) -> tuple[str, dict]:
+        self._required(params, "WhoisguardID")
+        for name, domain in self.domains.items():
+            if domain["whoisguard"]["id"] == params["WhoisguardID"]:
+                return name, domain["whoisguard"]
+        raise NamecheapError("2011331", "WhoisGuard does not exist or is not associated with "
+                                        "this user")
+
+    def cmd_whoisguard_getList(self, params: dict) -> str:
+        page = int(params.get("Page") or 1)
+        size = min(max(int(params.get("PageSize") or 20), 2), 100)
+        rows = [(name, domain["whoisguard"]) for name, domain in sorted(self.domains.items())]
+        shown = rows[(page - 1) * size:page * size]
+        items = "".join(
+            f'<Whoisguard ID="{guard["id"]}" DomainName="{escape(name)}" '
+            f'Created="{_us_date(self.today)}" Expires="{_us_date(self.domains[name]["expires"])}" '
+            f'Status="{"enabled" if guard["enabled"] else "disabled"}"/>' for name, guard in shown)
+        return (f"<WhoisguardGetListResult>{items}</WhoisguardGetListResult>"
+                f"<Paging><TotalItems>{len(rows)}</TotalItems><CurrentPage>{page}</CurrentPage>"
+                f"<PageSize>{size}</PageSize></Paging>")
+
+    def cmd_whoisguard_enable(self, params: dict) -> str:
+        name, guard = self._guard(params)
+        self._required(params, "ForwardedToEmail")
+        if "@" not in params["ForwardedToEmail"]:
+            raise NamecheapError("2011369", "WhoisGuard forwarded email address is not valid")
+        if guard["enabled"]:
+            raise NamecheapError("2011331", "WhoisGuard is already enabled")
+        guard["enabled"], guard["email"] = True, params["ForwardedToEmail"]
+        return f'<WhoisguardEnableResult DomainName="{escape(name)}" IsSuccess="true"/>'
+
+    def cmd_whoisguard_disable(self, params: dict) -> str:
+        name, guard = self._guard(params)
+        if not guard["enabled"]:
+            raise NamecheapError("2011331", "WhoisGuard is already disabled")
+        guard["enabled"] = False
+        return f'<WhoisguardDisableResult DomainName="{escape(name)}" IsSuccess="true"/>'
 
 
 def envelope(command: str, body: str | None, error: NamecheapError | None) -> str:

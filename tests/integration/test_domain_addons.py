@@ -13,7 +13,7 @@ from app.billing import payments
 from app.billing.generation import generate_due_invoices
 from app.models.billing import Invoice, InvoiceItem
 from app.models.domains import Domain, DomainAddon, DomainAddonPricing, Tld
-from app.orders.cart import Cart, CartLine
+from app.orders.cart import Cart, CartLine, OrderError
 from app.orders.checkout import create_order
 from app.orders.pricing import domain_addon_prices, price_cart
 from app.registrars.domains import create_renewal_invoice
@@ -54,9 +54,11 @@ def test_addon_prices_per_currency_with_free_as_the_default(db, shop):
 
 
 def test_quote_prices_the_offered_addons_per_year(db, shop):
-    quote = price_cart(domain_cart(**ALL), today=TODAY)
+    # email forwarding is not offered for .com: refused, not dropped
+    with pytest.raises(OrderError, match="Email Forwarding is not offered for .com domains"):
+        price_cart(domain_cart(**ALL), today=TODAY)
+    quote = price_cart(domain_cart(id_protection=True, dns_management=True), today=TODAY)
     line, = quote.lines
-    # email forwarding is not offered for .com: left out
     assert line.domain_addons == [(DomainAddon.DNS_MANAGEMENT, D("7.00")),
                                   (DomainAddon.ID_PROTECTION, D("10.00"))]
     assert line.first_amount == D("41.00")         # 24.00 + 2 x (3.50 + 5.00)
@@ -81,7 +83,8 @@ def test_transfer_for_one_year_with_one_addon_and_tax(db, shop):
 
 def test_order_bills_each_addon_on_its_own_line_tied_to_the_domain_and_period(db, shop):
     customer = factories.client()
-    order = create_order(domain_cart(**ALL), customer.id, "banktransfer", None, today=TODAY)
+    order = create_order(domain_cart(id_protection=True, dns_management=True), customer.id,
+                         "banktransfer", None, today=TODAY)
     db.session.commit()
     domain = db.session.scalar(select(Domain))
     assert (domain.dns_management, domain.id_protection, domain.email_forwarding) == (True, True, False)

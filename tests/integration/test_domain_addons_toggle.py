@@ -84,7 +84,7 @@ def test_a_multi_year_registration_pays_the_further_years_in_full(db, domain):
 
 
 def test_a_free_addon_is_on_at_once_without_an_invoice(db, domain):
-    assert order_addon(domain.id, "email_forwarding", today=TODAY) is None
+    assert order_addon(domain.id, "email_forwarding", today=TODAY).success
     db.session.commit()
     db.session.refresh(domain)
     assert domain.email_forwarding is True and domain.recurring_amount == D("12.00")

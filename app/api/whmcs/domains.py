@@ -10,7 +10,7 @@ from app.activity import Actor
 from app.api.whmcs.registry import ApiError, Params, action
 from app.extensions import db
 from app.models.domains import Domain
-from app.registrars import domain_settings, domains, rdap
+from app.registrars import domain_addons, domain_settings, domains, rdap
 from app.registrars.availability import DomainNameError, normalise_domain
 
 NAMESERVER_PARAMETERS = ("ns1", "ns2", "ns3", "ns4", "ns5")
@@ -22,6 +22,8 @@ AMOUNT_FIELDS = {"firstpaymentamount": "first_payment_amount",
                  "recurringamount": "recurring_amount"}
 FLAG_FIELDS = {"dnsmanagement": "dns_management", "emailforwarding": "email_forwarding",
                "idprotection": "id_protection", "donotrenew": "do_not_renew"}
+# Flags that are domain addons: switched at the registrar, not written as columns.
+ADDON_COLUMNS = ("dns_management", "email_forwarding", "id_protection")
 
 
 def find_domain(params: Params, by_name: bool = True) -> Domain:
@@ -128,7 +130,12 @@ def update_client_domain(params: Params, actor: Actor) -> dict:
         values["registration_period"] = params.int("regperiod", required=True, minimum=1)
     if values.get("registrar") is None and "registrar" in values:
         values["registrar"] = None
+    addons = {column: values.pop(column) for column in ADDON_COLUMNS if column in values}
     domains.update_domain_details(domain.id, values, actor=actor)
+    for column, on in addons.items():
+        result = domain_addons.set_addon(domain.id, column, on, actor=actor)
+        if not result.success:
+            raise ApiError(result.message)
     if params.bool("autorecalc", False):
         price = domains.renewal_price(domain.id)
         if price is None:
