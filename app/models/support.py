@@ -2,6 +2,7 @@
 knowledge base and announcements."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 
@@ -42,6 +43,14 @@ class SupportDepartment(Model):
         return self.name
 
 
+ACCESS_CODE_LENGTH = 16
+
+
+def new_access_code() -> str:
+    """A ticket's guest access code (WHMCS's "c"): 96 random bits, URL-safe."""
+    return secrets.token_urlsafe(12)
+
+
 class Ticket(TimestampMixin, Model):
     __tablename__ = "tickets"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -59,6 +68,8 @@ class Ticket(TimestampMixin, Model):
     last_reply_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Opens the ticket's guest page together with tid (WHMCS's viewticket.php?tid=&c=).
+    access_code: Mapped[str] = mapped_column(String(ACCESS_CODE_LENGTH), default=new_access_code)
 
     department = relationship("SupportDepartment")
     client = relationship("Client", back_populates="tickets")

@@ -57,7 +57,9 @@ _RATE_LIMITED_ENDPOINTS = ("portal.login", "portal.login_code", "portal.forgot_p
                            "portal.twofactor_confirm", "portal.twofactor_disable",
                            "portal.twofactor_recovery_codes", "portal.invitation",
                            # the store's forms that make accounts or send email
-                           "portal.register", "portal.checkout", "portal.resend_verification")
+                           "portal.register", "portal.checkout", "portal.resend_verification",
+                           # a visitor's ticket and replies (no account, but they send email)
+                           "portal.guest_new_ticket", "portal.guest_ticket_reply")
 
 
 @portal.before_request
@@ -197,6 +199,7 @@ def register_portal(app: Flask) -> None:
     from app.portal import quotes  # noqa: F401  (the client's quotes)
     from app.portal import emails, security, service_actions, user_views  # noqa: F401
     from app.portal import domain_addons  # noqa: F401  (a domain's addons on and off)
+    from app.portal import guest_tickets  # noqa: F401  (tickets of visitors without an account)
 
     app.register_blueprint(portal)
     _rate_limit_sign_in(app)

@@ -101,6 +101,18 @@ class TicketForm(FlaskForm):
     attachments = MultipleFileField(_l("Attachments"))
 
 
+class GuestTicketForm(FlaskForm):
+    """A ticket from a visitor without an account: WHMCS asks a name and an email."""
+    name = StringField(_l("Your name"), validators=[required(), Length(max=200)])
+    email = email_field(_l("Email address"))
+    department = SelectField(_l("Department"), coerce=int, validators=[InputRequired()])
+    subject = StringField(_l("Subject"), validators=[required(), Length(max=MAX_SUBJECT_LENGTH)])
+    priority = SelectField(_l("Priority"), default="Medium",
+                           choices=[SelectChoice(value, LABELS[value]) for value in PRIORITIES])
+    message = TextAreaField(_l("Message"), validators=[required(), Length(max=MAX_MESSAGE_LENGTH)])
+    attachments = MultipleFileField(_l("Attachments"))
+
+
 class ReplyForm(FlaskForm):
     message = TextAreaField(_l("Your reply"),
                             validators=[required(), Length(max=MAX_MESSAGE_LENGTH)])

@@ -83,8 +83,7 @@ def new_ticket():
         ticket = _save_with_files(form, lambda stored: ticket_engine.open_ticket(
             form.department.data, form.subject.data, form.message.data,
             client_user_author(client.id, current_user), priority=form.priority.data,
-            service_id=form.service.data or None, files=stored, visible_only=True,
-            link_for=lambda t: url_for("portal.ticket", ticket_id=t.id, _external=True)))
+            service_id=form.service.data or None, files=stored, visible_only=True))
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We will reply as soon as we can.",
                     tid=ticket.tid), "success")

@@ -12,15 +12,23 @@ Transactions: these functions flush and never commit; the caller commits. A refu
 call raises TicketError before anything is written. Attachments arrive already
 stored (see app.portal.uploads) and are recorded in the same transaction as their
 message.
+
+Guests: every ticket has an access code (WHMCS's "c"); a ticket without a client
+account is opened, read and answered by whoever holds its number and that code
+(guest_ticket), which its emails carry in their link (ticket_link).
 """
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
+
+from app import settings
 
 from app.activity import Actor, change_and_log, log
 from app.client_accounts import EMAIL_PATTERN
@@ -30,8 +38,8 @@ from app.models.base import utcnow
 from app.models.clients import Client, Contact
 from app.models.orders import Service
 from app.models.support import (
-    SupportDepartment, Ticket, TicketAttachment, TicketNote, TicketPriority, TicketReply,
-    TicketStatus,
+    ACCESS_CODE_LENGTH, SupportDepartment, Ticket, TicketAttachment, TicketNote, TicketPriority,
+    TicketReply, TicketStatus,
 )
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.support.numbers import new_ticket_number
@@ -142,6 +150,15 @@ def _department(department_id, visible_only: bool) -> SupportDepartment:
     return department
 
 
+def visible_departments(guest: bool = False) -> list[SupportDepartment]:
+    """The departments clients may pick; for a guest, not those kept for clients."""
+    query = select(SupportDepartment).where(SupportDepartment.hidden.is_(False))
+    if guest:
+        query = query.where(SupportDepartment.clients_only.is_(False))
+    return list(db.session.scalars(query.order_by(SupportDepartment.sort_order,
+                                                  SupportDepartment.name)))
+
+
 def _attach(ticket: Ticket, reply: TicketReply, files: Iterable[StoredFile]) -> int:
     count = 0
     for stored in files:
@@ -152,11 +169,52 @@ def _attach(ticket: Ticket, reply: TicketReply, files: Iterable[StoredFile]) -> 
     return count
 
 
-def _notify(template: str, ticket: Ticket, message: str, link: str = "") -> None:
+GUEST_PATH = "/portal/tickets/view"  # the portal's guest page (app.portal.support)
+
+
+def ticket_link(ticket: Ticket) -> str:
+    """Where the ticket's emails send their reader: a guest ticket's page with its
+    access code, or the client's ticket in the portal."""
+    base = settings.get("Domain").rstrip("/")
+    if ticket.client_id is None:
+        return f"{base}{GUEST_PATH}?" + urlencode({"tid": ticket.tid, "c": ticket.access_code})
+    return f"{base}/portal/tickets/{ticket.id}"
+
+
+def guest_ticket(tid, code) -> Ticket:
+    """The guest ticket with this number, if `code` is its access code. A wrong
+    number, a wrong code and a client's ticket (read in the account) are refused
+    alike, and the code is compared in constant time."""
+    tid = tid.strip() if isinstance(tid, str) else ""
+    code = code.strip() if isinstance(code, str) else ""
+    ticket = db.session.scalar(select(Ticket).where(Ticket.tid == tid[:20],
+                                                    Ticket.client_id.is_(None))) if tid else None
+    expected = ticket.access_code if ticket is not None else "-" * ACCESS_CODE_LENGTH
+    if not hmac.compare_digest(expected.encode(), code.encode()) or ticket is None:
+        raise TicketError("Ticket not found")
+    return ticket
+
+
+def open_flagged_counts(staff_ids: Iterable[int]) -> dict[int, int]:
+    """How many tickets that are not closed are flagged to (assigned to) each staff
+    member: one query for all of them; a member with none is left out."""
+    staff_ids = list(staff_ids)
+    if not staff_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Ticket.assigned_to_id, func.count())
+        .where(Ticket.assigned_to_id.in_(staff_ids),
+               Ticket.status != TicketStatus.CLOSED.value)
+        .group_by(Ticket.assigned_to_id)).all())
+
+
+def _notify(template: str, ticket: Ticket, message: str) -> None:
     context = {"ticket_id": ticket.tid, "ticket_subject": ticket.subject,
                "ticket_department": ticket.department.name if ticket.department else "",
-               "ticket_priority": ticket.priority, "ticket_message": message,
-               "ticket_link": link}
+               "ticket_priority": ticket.priority, "ticket_status": ticket.status,
+               "ticket_message": message, "ticket_link": ticket_link(ticket)}
+    if ticket.client_id is None:
+        context["client_name"] = ticket.name  # a guest has no client record to name them
     try:
         queue_email(template, ticket.client_id, context, related=("ticket", ticket.id),
                     to_address=None if ticket.client_id else ticket.email)
@@ -167,12 +225,13 @@ def _notify(template: str, ticket: Ticket, message: str, link: str = "") -> None
 def open_ticket(department_id: int, subject: str, message: str, author: Author, *,
                 priority: str = TicketPriority.MEDIUM.value, service_id: int | None = None,
                 created_at: datetime | None = None, files: Iterable[StoredFile] = (),
-                visible_only: bool = False, send_email: bool = True, link_for=None,
+                visible_only: bool = False, send_email: bool = True,
                 actor: Actor | None = None) -> Ticket:
     """A new Open ticket whose first message is the author's. visible_only: the
-    department must be one clients may pick (the portal). link_for(ticket) gives the
-    portal address for the email."""
+    department must be one clients may pick (the portal)."""
     department = _department(department_id, visible_only)
+    if visible_only and author.client_id is None and department.clients_only:
+        raise TicketError("Only clients can open tickets in this department: please sign in")
     subject = _text(subject, "Subject", MAX_SUBJECT_LENGTH)
     message = _text(message, "Message", MAX_MESSAGE_LENGTH)
     if priority not in PRIORITIES:
@@ -204,7 +263,7 @@ def open_ticket(department_id: int, subject: str, message: str, author: Author, 
                "attachments": attached}, actor=actor)
     emit("TicketOpen", {"ticket_id": ticket.id, "tid": ticket.tid, "client_id": ticket.client_id})
     if send_email:
-        _notify(OPENED_TEMPLATE, ticket, message, link_for(ticket) if link_for else "")
+        _notify(OPENED_TEMPLATE, ticket, message)
     return ticket
 
 
@@ -249,14 +308,8 @@ def client_ticket(ticket_id: int, client_id: int) -> Ticket:
     return ticket
 
 
-def visible_departments() -> list[SupportDepartment]:
-    return list(db.session.scalars(select(SupportDepartment)
-                                   .where(SupportDepartment.hidden.is_(False))
-                                   .order_by(SupportDepartment.sort_order, SupportDepartment.name)))
-
-
 def add_reply(ticket: Ticket, message: str, author: Author, *, status: str | None = None,
-              files: Iterable[StoredFile] = (), send_email: bool = True, link: str = "",
+              files: Iterable[StoredFile] = (), send_email: bool = True,
               actor: Actor | None = None) -> TicketReply:
     """A reply by staff, the client (or its contact, or one of its portal users) or a
     guest. The ticket's status follows WHMCS unless `status` names another; staff
@@ -284,7 +337,7 @@ def add_reply(ticket: Ticket, message: str, author: Author, *, status: str | Non
     emit("TicketAdminReply" if author.is_staff else "TicketUserReply",
          {"ticket_id": ticket.id, "tid": ticket.tid, "reply_id": reply.id})
     if send_email and author.is_staff:
-        _notify(REPLY_TEMPLATE, ticket, message, link)
+        _notify(REPLY_TEMPLATE, ticket, message)
     return reply
 
 

@@ -1,45 +1,87 @@
 """WHMCS API actions of the Support area."""
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import json
+
 from sqlalchemy import case, func, select
+from werkzeug.datastructures import FileStorage
 
 from app.activity import Actor
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import flag, listing, moment
 from app.extensions import db
 from app.models.support import SupportDepartment, Ticket, TicketStatus
+from app.portal.uploads import UploadError, remove_stored, store_uploads
 from app.support import tickets as ticket_engine
-from app.support.tickets import client_author, guest_author, staff_author_named
+from app.support.tickets import StoredFile, client_author, guest_author, staff_author_named
 
 AWAITING_REPLY = (TicketStatus.OPEN.value, TicketStatus.CUSTOMER_REPLY.value)
+ATTACHMENTS_FORMAT = ("Parameter attachments must be a base64-encoded JSON array of "
+                      "{name, data} items, data base64-encoded")
+
+
+def _decoded_attachments(params: Params) -> list[FileStorage]:
+    """WHMCS's attachments parameter: base64 of a JSON array of {"name", "data"}, data
+    itself base64. Read as uploads, so the portal's checks judge them."""
+    value = params.text("attachments")
+    if value is None:
+        return []
+    try:
+        items = json.loads(base64.b64decode(value, validate=True))
+        if not isinstance(items, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("name"), str)
+                and isinstance(item.get("data"), str) for item in items):
+            raise ValueError
+        files = [(item["name"], base64.b64decode(item["data"], validate=True)) for item in items]
+    except (binascii.Error, ValueError):  # json.JSONDecodeError and UnicodeDecodeError too
+        raise ApiError(ATTACHMENTS_FORMAT) from None
+    # A blank name would be skipped as "no file chosen": refuse it instead.
+    if any(not name.strip() for name, _ in files):
+        raise ApiError("Every attachment needs a name")
+    return [FileStorage(stream=io.BytesIO(data), filename=name) for name, data in files]
+
+
+def _with_attachments(params: Params, engine_call):
+    """Check and store the call's attachments, then run the engine with them; if
+    anything refuses, the stored files are removed again and nothing is left."""
+    try:
+        stored: list[StoredFile] = store_uploads(_decoded_attachments(params))
+    except UploadError as error:
+        raise ApiError(f"Attachment refused: {error}") from None
+    try:
+        return engine_call(stored)
+    except BaseException:
+        remove_stored(stored)
+        raise
 
 
 @action("OpenTicket", "TicketApi", "can_post")
 def open_ticket(params: Params, actor: Actor) -> dict:
     if params.text("domainid"):
         raise ApiError("domainid is not supported yet: tickets link to services only")
-    if params.text("attachments"):
-        raise ApiError("attachments are not supported by the API yet")
     department_id = params.id("deptid", required=True)
-    ticket = ticket_engine.open_ticket(
-        department_id, params.raw("subject") or "", params.raw("message") or "",
-        _author(params), priority=params.text("priority") or "Medium",
-        service_id=params.id("serviceid"), created_at=params.datetime("created"),
-        send_email=not params.bool("noemail"), actor=actor)
-    # "c" is WHMCS's guest access code; here guests follow tickets by email only.
-    return {"id": ticket.id, "tid": ticket.tid, "c": ""}
+    author, service_id = _author(params), params.id("serviceid")
+    created_at, send_email = params.datetime("created"), not params.bool("noemail")
+    ticket = _with_attachments(params, lambda stored: ticket_engine.open_ticket(
+        department_id, params.raw("subject") or "", params.raw("message") or "", author,
+        priority=params.text("priority") or "Medium", service_id=service_id,
+        created_at=created_at, files=stored, send_email=send_email, actor=actor))
+    # "c": the access code that opens a guest's ticket page with its number.
+    return {"id": ticket.id, "tid": ticket.tid, "c": ticket.access_code}
 
 
 @action("AddTicketReply", "TicketReplyApi", "can_post")
 def add_ticket_reply(params: Params, actor: Actor) -> dict:
-    if params.text("attachments"):
-        raise ApiError("attachments are not supported by the API yet")
     ticket = _ticket(params)
     admin_username = params.text("adminusername")
     author = staff_author_named(admin_username) if admin_username else _author(params)
-    ticket_engine.add_reply(ticket, params.raw("message") or "", author,
-                            status=params.text("status"), send_email=not params.bool("noemail"),
-                            actor=actor)
+    status, send_email = params.text("status"), not params.bool("noemail")
+    _with_attachments(params, lambda stored: ticket_engine.add_reply(
+        ticket, params.raw("message") or "", author, status=status, files=stored,
+        send_email=send_email, actor=actor))
     return {}
 
 
@@ -91,7 +133,8 @@ def get_tickets(params: Params, actor: Actor) -> dict:
                               .offset(start).limit(limit)).all()
     tickets = [{"id": ticket.id, "tid": ticket.tid, "deptid": ticket.department_id,
                 "userid": ticket.client_id or 0, "name": ticket.name, "email": ticket.email,
-                "cc": "", "c": "", "date": moment(ticket.created_at), "subject": ticket.subject,
+                "cc": "", "c": ticket.access_code, "date": moment(ticket.created_at),
+                "subject": ticket.subject,
                 "status": ticket.status, "priority": ticket.priority,
                 "admin": "", "attachment": "", "lastreply": moment(ticket.last_reply_at),
                 "flag": ticket.assigned_to_id or 0, "service": _service_ref(ticket)}
@@ -110,8 +153,12 @@ def get_ticket(params: Params, actor: Actor) -> dict:
     replies = sorted(ticket.replies, key=lambda reply: (reply.created_at, reply.id),
                      reverse=order == "DESC")
     staff = {user.id: user for user in _staff_of(ticket)}
+    files: dict[int | None, list[str]] = {}
+    for attachment in sorted(ticket.attachments, key=lambda row: row.id):
+        files.setdefault(attachment.reply_id, []).append(attachment.original_name)
     return {
-        "ticketid": ticket.id, "tid": ticket.tid, "c": "", "deptid": ticket.department_id,
+        "ticketid": ticket.id, "tid": ticket.tid, "c": ticket.access_code,
+        "deptid": ticket.department_id,
         "deptname": ticket.department.name, "userid": ticket.client_id or 0,
         "contactid": ticket.contact_id or 0, "name": ticket.name, "email": ticket.email,
         "cc": "", "date": moment(ticket.created_at), "subject": ticket.subject,
@@ -121,7 +168,8 @@ def get_ticket(params: Params, actor: Actor) -> dict:
         "replies": {"reply": [
             {"replyid": reply.id, "userid": 0 if reply.admin_id else (ticket.client_id or 0),
              "contactid": 0, "name": reply.name, "email": reply.email or "",
-             "date": moment(reply.created_at), "message": reply.message, "attachment": "",
+             "date": moment(reply.created_at), "message": reply.message,
+             **_attachment_fields(files.get(reply.id, [])),
              "admin": _admin_name(staff.get(reply.admin_id)) if reply.admin_id else "",
              "rating": reply.rating or 0}
             for reply in replies]},
@@ -129,6 +177,14 @@ def get_ticket(params: Params, actor: Actor) -> dict:
             {"noteid": note.id, "date": moment(note.created_at), "message": note.message,
              "admin": _admin_name(note.admin)} for note in ticket.notes]},
     }
+
+
+def _attachment_fields(names: list[str]) -> dict:
+    """A message's files as WHMCS lists them: the names joined by "|", and each name
+    with the index GetTicketAttachment would take."""
+    return {"attachment": "|".join(names),
+            "attachments": [{"filename": name, "index": index} for index, name in enumerate(names)],
+            "attachments_removed": False}
 
 
 def _staff_of(ticket: Ticket) -> list:

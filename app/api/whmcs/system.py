@@ -395,6 +395,7 @@ def get_admin_users(params: Params, actor: Actor) -> dict:
     from sqlalchemy.orm import selectinload
 
     from app.auth import twofactor
+    from app.support.tickets import open_flagged_counts
 
     sm = current_app.appbuilder.sm
     query = select(sm.user_model).options(selectinload(sm.user_model.roles)).order_by(sm.user_model.id)
@@ -410,6 +411,7 @@ def get_admin_users(params: Params, actor: Actor) -> dict:
         if roles and (role_id is None or role_id in {role.id for role in roles}):
             staff.append((user, roles))
     with_code = twofactor.enabled_user_ids([user.id for user, _ in staff])
+    flagged = open_flagged_counts(user.id for user, _ in staff)
     users = []
     for user, roles in staff:
         users.append({"id": user.id, "roleId": roles[0].id, "roleName": roles[0].name,
@@ -417,7 +419,8 @@ def get_admin_users(params: Params, actor: Actor) -> dict:
                       "lastname": user.last_name, "email": user.email,
                       "twoFactorAuthModule": "totp" if user.id in with_code else "",
                       "isDisabled": not user.active, "loginAttempts": user.fail_login_count or 0,
-                      "lastLogin": moment(user.last_login)})
+                      "lastLogin": moment(user.last_login),
+                      "flaggedTickets": flagged.get(user.id, 0)})
     return {"count": len(users), "admin_users": users}
 
 
