@@ -12,7 +12,7 @@ State: `domains` (ours: name -> dict with expires, locked, nameservers, custom_d
 status, whoisguard {"id", "enabled", "email"}, forwards {mailbox: address}), `taken`
 (registered elsewhere), `premium`. Every domain of ours has a WhoisGuard allotted
 (off), as Namecheap gives one free with each registration. `failure`: "http_500" or
-"slow".
+"slow"; `refusals`: command -> (error number, text) answered as Status="ERROR".
 Every request is kept in `requests` as (method, params)."""
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ class FakeNamecheap(FakeServer):
         self.taken: set[str] = set()
         self.premium: set[str] = set()
         self.failure: str | None = None
+        self.refusals: dict[str, tuple[str, str]] = {}
         self.requests: list[tuple[str, dict]] = []
         self.today = date.today()
         self._next_id = 1000
@@ -91,6 +92,8 @@ class FakeNamecheap(FakeServer):
         if params.get("ClientIp") != CLIENT_IP:
             raise NamecheapError("1011150", f"Invalid request IP: {params.get('ClientIp')}")
         command = params.get("Command") or ""
+        if command in self.refusals:
+            raise NamecheapError(*self.refusals[command])
         handler = getattr(self, "cmd_" + command.removeprefix("namecheap.").replace(".", "_"), None)
         if handler is None:
             raise NamecheapError("1010900", f"Invalid command: {command}")
