@@ -582,7 +582,10 @@ class InvoiceActions(EngineActions):
                                         f"to invoice {invoicing.invoice_label(invoice)}: balance "
                                         f"{invoice.currency.format(invoice.balance)}, "
                                         f"{invoice.status}; credit left "
-                                        f"{invoice.currency.format(entry.balance_after)}."):
+                                        f"{invoice.currency.format(entry.balance_after)}."
+                          if entry is not None else
+                          f"Invoice {invoicing.invoice_label(invoice)} is {invoice.status}: "
+                          "only its payment surcharge was left, and credit owes none."):
             return self.back_to(invoice)
         client = invoice.client
         return self.form_page(

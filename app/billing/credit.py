@@ -86,11 +86,15 @@ def remove_credit(client_id: int, amount: MoneyInput, description: str, actor: A
 
 
 def apply_credit_to_invoice(invoice_id: int, amount: MoneyInput, actor: Actor | None = None,
-                            description: str | None = None) -> CreditEntry:
+                            description: str | None = None) -> CreditEntry | None:
     """Pay (part of) an unpaid invoice from the client's credit. When that pays it in
     full the invoice becomes Paid through the same path as a payment. description: the
     ledger text, when the credit comes from somewhere the ledger should name (a mass
-    payment)."""
+    payment).
+
+    Credit owes no gateway surcharge: an unpaid surcharge line goes first, and the
+    amount is then at most the balance left (None, no credit spent, when the dropped
+    surcharge was all that was left to pay and the invoice is now Paid)."""
     actor = actor or Actor.system()
     amount = _amount(amount, "credit to apply")
     invoice = invoicing.lock_invoice(invoice_id)  # lock order: invoice, then client
@@ -109,6 +113,12 @@ def apply_credit_to_invoice(invoice_id: int, amount: MoneyInput, actor: Actor | 
     if amount > invoice.balance:
         raise BillingError(f"invoice {label} has a balance of {invoice.currency.format(invoice.balance)}, "
                            f"less than the {invoice.currency.format(amount)} of credit to apply")
+    from app.gateways.surcharges import drop_unpaid_surcharge  # the gateways import this engine
+
+    drop_unpaid_surcharge(invoice, actor=actor)
+    if invoice.status != InvoiceStatus.UNPAID:
+        return None
+    amount = min(amount, invoice.balance)
     before = invoicing.totals(invoice)
     entry = _post(client, -amount, _description(description or f"Credit applied to invoice {label}"),
                   actor, invoice.id, None)

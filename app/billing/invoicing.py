@@ -333,6 +333,38 @@ def remove_invoice_item(item_id: int, actor: Actor | None = None) -> Invoice:
     return invoice
 
 
+def replace_lines(invoice_id: int, remove_ids: list[int], add: list[InvoiceLine], why: str,
+                  actor: Actor | None = None) -> Invoice:
+    """Swap lines of an Unpaid invoice even after a part payment, for lines that follow
+    how the rest is paid (a gateway's surcharge, app.gateways.surcharges). Totals are
+    computed again (a total below what was paid is refused). Any other change to a
+    paid invoice goes through add/remove_invoice_item, which refuse it."""
+    actor = actor or Actor.system()
+    invoice = lock_invoice(invoice_id)
+    if invoice.status != InvoiceStatus.UNPAID:
+        raise BillingError(f"invoice {invoice_label(invoice)} is {invoice.status}: "
+                           "only Unpaid invoices can be changed")
+    removed = [item for item in invoice.items if item.id in set(remove_ids)]
+    if len(removed) != len(set(remove_ids)):
+        raise BillingError(f"a line to remove is not on invoice {invoice_label(invoice)}")
+    added = [_item_from_line(line, invoice.client_id, invoice.due_date, currency_places(invoice))
+             for line in add]
+    if len(invoice.items) - len(removed) + len(added) == 0:
+        raise BillingError(f"invoice {invoice_label(invoice)} would have no line left: cancel it instead")
+    _refuse_already_billed(added)
+    before = totals(invoice)
+    for item in removed:
+        invoice.items.remove(item)
+    invoice.items.extend(added)
+    _compute_totals(invoice, invoice.client)
+    db.session.flush()
+    changes = [f"-{item.description!r} ({item.amount})" for item in removed] + \
+              [f"+{item.description!r} ({item.amount})" for item in added]
+    log("invoice_lines_replaced", f"Invoice {invoice_label(invoice)}: {', '.join(changes)} ({why})",
+        invoice, before=before, after=totals(invoice), actor=actor)
+    return invoice
+
+
 def recalculate_invoice(invoice: Invoice, actor: Actor | None = None) -> Invoice:
     """Totals again from the items and the client's taxes now (e.g. after a tax rule
     changed); only while nothing is paid."""

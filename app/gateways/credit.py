@@ -3,6 +3,7 @@ balance through app.billing.credit.apply_credit_to_invoice (no Transaction: cred
 is money the business holds already). Always available; needs no settings row."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.activity import Actor
@@ -26,8 +27,10 @@ class CreditGateway(Gateway):
         available = invoice.client.credit_balance
         if available <= 0:
             raise BillingError("the client has no credit to pay with")
-        amount = min(available, invoice.balance)
-        credit_ledger.apply_credit_to_invoice(invoice.id, amount, actor=actor)
+        entry = credit_ledger.apply_credit_to_invoice(invoice.id, min(available, invoice.balance),
+                                                      actor=actor)
+        # What was spent: less than offered when an unpaid gateway surcharge was dropped.
+        amount = -entry.amount if entry is not None else Decimal("0.00")
         return PaymentStart(kind="done", response=GatewayResponse(
             success=True, transaction_id=None, amount=amount, currency=invoice.currency.code,
             status=PaymentStatus.SUCCEEDED.value, invoice_id=invoice.id))

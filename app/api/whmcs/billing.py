@@ -2,6 +2,8 @@
 billing engine (app.billing): these functions only read parameters and shape answers."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import func, select
 
 from app.activity import Actor, log
@@ -326,8 +328,10 @@ def apply_credit(params: Params, actor: Actor) -> dict:
         raise ApiError("Amount exceeds customer credit balance")
     if value > invoice.balance:
         raise ApiError("Amount Exceeds Invoice Balance")
-    credit.apply_credit_to_invoice(invoice.id, value, actor=actor)
-    return {"invoiceid": invoice.id, "amount": amount(value),
+    entry = credit.apply_credit_to_invoice(invoice.id, value, actor=actor)
+    # Less than asked when an unpaid gateway surcharge was dropped (credit owes none).
+    applied = -entry.amount if entry is not None else Decimal("0.00")
+    return {"invoiceid": invoice.id, "amount": amount(applied),
             "invoicepaid": "true" if invoice.status == InvoiceStatus.PAID else "false"}
 
 
