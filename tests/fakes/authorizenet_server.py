@@ -73,6 +73,8 @@ def _encode(obj) -> bytes:
 
 
 def sign(body: bytes, signature_key: str) -> str:
+    """As Authorize.net signs a webhook: the Signature Key's text is the HMAC key (it is
+    hex-decoded only for the transaction-response hash, transHashSHA2)."""
     return "sha512=" + hmac.new(signature_key.encode(), body, hashlib.sha512).hexdigest().upper()
 
 

@@ -334,6 +334,12 @@ class AuthorizeNetGateway(Gateway):
     # Webhooks
 
     def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        # Webhooks are signed with the Signature Key as its text (the 128 hex characters
+        # the Merchant Interface shows), not hex-decoded: Authorize.net's webhook page
+        # (developer.authorize.net/api/reference/features/webhooks.html) says only
+        # "HMAC-SHA512 of the body with the Signature Key", and merchants' working
+        # checks use the text. Hex-decoding is for transHashSHA2, the transaction-response
+        # hash (developer.authorize.net/support/hash_upgrade), which this module does not use.
         key = self.config.credential("signature_key")
         signature = (headers.get("X-ANET-Signature") or "").strip()
         expected = hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
