@@ -10,7 +10,6 @@ Reads only: nothing here writes, flushes or commits.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -34,6 +33,8 @@ from app.models.clients import Client
 from app.models.domains import DomainAddon, DomainAddonPricing, Tld, TldPricing
 from app.models.orders import Order, OrderStatus, Promotion, PromotionType, Service, ServiceStatus
 from app.orders.cart import DOMAIN, PRODUCT, REGISTER, TRANSFER, Cart, CartLine, OrderError
+from app.registrars.availability import DomainNameError, split_domain
+from app.registrars.availability import normalise_domain as registrar_normalise
 
 ZERO = Decimal("0.00")
 # The invoice line type of each domain addon (WHMCS's tblinvoiceitems types).
@@ -45,8 +46,6 @@ DOMAIN_ADDON_ITEM_TYPES = {
 HUNDRED = Decimal(100)
 DOMAIN_ACTIONS = (REGISTER, TRANSFER)
 MAX_QUANTITY = 100
-_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN = re.compile(rf"^(?=.{{4,253}}$){_LABEL}(\.{_LABEL})+$")
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,14 @@ def product_prices(product_id: int, currency_code: str) -> dict[str, tuple[Decim
 
 
 def tld_of(name: str) -> str:
-    return name.split(".", 1)[1] if "." in name else ""
+    """The TLD of a normalised domain name by the registrars' rule
+    (availability.split_domain: the longest TLD the business sells), so the store
+    prices the TLD the registrar registers; OrderError with the reason when the
+    business sells none that fits."""
+    try:
+        return split_domain(name)[1]
+    except DomainNameError as error:
+        raise OrderError(str(error)) from None
 
 
 def find_tld(tld: str) -> Tld | None:
@@ -267,25 +273,12 @@ def price_domain_addons(tld: Tld | None, wanted, currency_code: str,
 
 
 def normalise_domain(text: str | None) -> str:
-    """A lower-case, IDNA domain name, or OrderError. Uses the registrars' normaliser
-    when it is installed, so the store and the order engine agree on names."""
+    """A lower-case, IDNA domain name (the registrars' normaliser, so the store and the
+    order engine agree on names), or OrderError."""
     try:
-        from app.registrars.availability import normalise_domain as registrar_normalise
-    except ImportError:
-        registrar_normalise = None
-    raw = (text or "").strip().lower().rstrip(".")
-    if registrar_normalise is not None:
-        try:
-            return registrar_normalise(raw)
-        except ValueError as error:
-            raise OrderError(f"{text!r} is not a valid domain name.") from error
-    try:
-        name = raw.encode("idna").decode("ascii") if raw else ""
-    except UnicodeError:
-        name = ""
-    if not _DOMAIN.match(name):
-        raise OrderError(f"{text!r} is not a valid domain name.")
-    return name
+        return registrar_normalise((text or "").strip())
+    except DomainNameError as error:
+        raise OrderError(f"{text!r} is not a valid domain name.") from error
 
 
 # Promotions

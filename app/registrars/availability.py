@@ -30,6 +30,17 @@ class DomainNameError(ValueError):
     """A malformed domain name; the message is fit to show to the visitor."""
 
 
+class TldNotSold(DomainNameError):
+    """A name that none of the business's TLDs ends."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.tld = domain.rsplit(".", 1)[-1]  # the registry's TLD, at least
+        # True of .co.uk too when "shop.co.uk" fits no TLD sold: .uk is not sold either.
+        super().__init__(f"We do not sell .{self.tld} domains, so {domain} cannot be "
+                         "ordered or managed here.")
+
+
 @dataclass(frozen=True)
 class DomainCheck:
     domain: str          # normalised, lower-case, IDNA
@@ -79,14 +90,23 @@ def _sold_rows() -> list[Tld]:
 
 
 def split_domain(domain: str, tld_rows: list[Tld] | None = None) -> tuple[str, str]:
-    """(label, tld) of a normalised name: the longest TLD the business knows
-    ("co.uk" before "uk"), else the last label. A subdomain is refused."""
+    """(label, tld) of a normalised name: the one TLD rule of the store, the cart,
+    checkout, the WHMCS API and the registrar modules. The TLD is the longest of the
+    business's TLDs that ends the name ("co.uk" before "uk"), and one label comes
+    before it. DomainNameError, with the reason, when none of its TLDs ends the name
+    (TldNotSold) or more than one label is left ("www.example.com"; or "shop.co.uk"
+    when .uk is sold and .co.uk is not)."""
     rows = tld_rows if tld_rows is not None else _tld_rows()
     known = sorted((row.extension.lstrip(".").lower() for row in rows), key=len, reverse=True)
-    tld = next((ext for ext in known if domain.endswith("." + ext)), domain.rsplit(".", 1)[-1])
+    tld = next((ext for ext in known if domain.endswith("." + ext)), None)
+    if tld is None:
+        raise TldNotSold(domain)
     label = domain[: -len(tld) - 1]
     if "." in label:
-        raise DomainNameError(f"{domain} is a subdomain: register {label.rsplit('.', 1)[-1]}.{tld}")
+        raise DomainNameError(
+            f"{domain} cannot be registered: a .{tld} domain is one name before .{tld} "
+            f"(such as {label.rsplit('.', 1)[-1]}.{tld}); {domain} is a subdomain or its "
+            "extension is not sold here")
     return label, tld
 
 
@@ -120,9 +140,14 @@ def _check(domain: str, tld: str, tld_row: Tld | None, sold: bool) -> DomainChec
 
 
 def check_domain(name: str) -> DomainCheck:
+    """Whether the name is free; a TLD not sold here is an answer (not sold), a
+    subdomain a DomainNameError."""
     domain = normalise_domain(name)
     rows = _tld_rows()
-    label, tld = split_domain(domain, rows)
+    try:
+        _, tld = split_domain(domain, rows)
+    except TldNotSold as error:
+        return _check(domain, error.tld, None, False)
     sold_ids = {row.id for row in _sold_rows()}
     row = tld_row(tld, rows)
     return _check(domain, tld, row, row is not None and row.id in sold_ids)
@@ -139,8 +164,10 @@ def search_domain(name: str, suggestions: int = 5) -> list[DomainCheck]:
             raise DomainNameError("no domain extensions are sold here")
         text = f"{text}{sold[0].extension if sold[0].extension.startswith('.') else '.' + sold[0].extension}"
     first = check_domain(text)
-    label, _ = split_domain(first.domain)
+    label = first.domain[: -len(first.tld) - 1]
     results = [first]
+    if "." in label:
+        return results  # a name on a TLD not sold here: no one-label name to suggest
     for row in sold:
         if len(results) > max(suggestions, 0):
             break

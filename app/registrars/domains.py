@@ -90,6 +90,18 @@ def tld_of(domain: Domain) -> Tld | None:
     return tld_row(tld, rows)
 
 
+def check_name(name: str) -> str:
+    """The name, normalised, if the business sells its TLD (availability.split_domain,
+    the rule the store and the cart price by); DomainActionError with the reason if not."""
+    from app.registrars.availability import normalise_domain, split_domain
+    try:
+        name = normalise_domain(name or "")
+        split_domain(name)
+    except ValueError as error:
+        raise DomainActionError(str(error)) from None
+    return name
+
+
 def registrar_name(domain: Domain) -> str | None:
     """The registrar module of a domain: its own, else the one selling its TLD."""
     if domain.registrar:
@@ -173,6 +185,7 @@ def register_domain(domain_id: int, actor: Actor | None = None) -> DomainActionR
     if domain.status != DomainStatus.PENDING.value:
         raise DomainActionError(f"{domain.name} is {domain.status}: only a Pending domain "
                                 "can be registered")
+    check_name(domain.name)
     module = module_for(domain)
     years = _years(domain.registration_period, 1)
     try:
@@ -211,6 +224,7 @@ def transfer_domain(domain_id: int, actor: Actor | None = None,
     if domain.status != DomainStatus.PENDING.value:
         raise DomainActionError(f"{domain.name} is {domain.status}: only a Pending domain "
                                 "can be transferred in")
+    check_name(domain.name)
     code = (epp_code if epp_code is not None else domain.epp_code or "").strip()
     if len(code) > 255:
         raise DomainActionError("the EPP code is too long")
@@ -455,6 +469,7 @@ def ensure_epp_template() -> EmailTemplate:
 def push_nameservers(domain: Domain, names: list[str]) -> None:
     """Send nameservers to the registrar; DomainActionError if it refuses."""
     module = module_for(domain)
+    check_name(domain.name)  # the registrar is sent the name's label and TLD apart
     try:
         module.set_nameservers(domain.name, names)
     except RegistrarError as error:
@@ -568,7 +583,6 @@ def update_domain_details(domain_id: int, values: dict, actor: Actor | None = No
     """Change the given columns of a domain record (no registrar call); returns what
     changed. Moving the next due date moves the next invoice date with it."""
     from app.billing.due_dates import apply_detail_changes
-    from app.registrars.availability import normalise_domain
 
     domain = _lock(domain_id)
     unknown = set(values) - DETAIL_COLUMNS
@@ -576,7 +590,7 @@ def update_domain_details(domain_id: int, values: dict, actor: Actor | None = No
         raise DomainActionError(f"{', '.join(sorted(unknown))} cannot be changed this way")
     values = dict(values)
     if "name" in values:
-        values["name"] = normalise_domain(values["name"] or "")
+        values["name"] = check_name(values["name"])
         taken = db.session.scalar(select(Domain.id).where(Domain.name == values["name"],
                                                           Domain.id != domain.id))
         if taken:
@@ -616,8 +630,10 @@ def registrar_nameservers(domain_id: int) -> list[str]:
     domain = _lock(domain_id)
     if not has_module(domain):
         return domain.nameserver_list
+    module = module_for(domain)
+    check_name(domain.name)  # the registrar is asked with the name's label and TLD apart
     try:
-        return list(module_for(domain).get_nameservers(domain.name).nameservers)
+        return list(module.get_nameservers(domain.name).nameservers)
     except RegistrarError as error:
         raise DomainActionError(f"the registrar did not give the nameservers: {error}") from None
 

@@ -46,6 +46,7 @@ def test_domain_whois_through_rdap(client, db, admin_key, fake_rdap):  # noqa: F
 
 
 def test_nameservers_read_and_updated_at_the_registrar(client, db, admin_key, fake_namecheap):  # noqa: F811
+    sell_tld(db, ".com", registrar_module="namecheap")  # the label and TLD are sent apart
     domain = namecheap_domain(db, fake_namecheap)
     body = call(client, admin_key, "DomainGetNameservers", domainid=domain.id)[1]
     assert body == {"result": "success", "ns1": "dns1.registrar-servers.com",

@@ -188,7 +188,7 @@ def test_prorata_first_period(db):
     (lambda s, c: c.lines[0].config_options.update({s.ips.id: 5}), "choose a quantity from 0 to 4"),
     (lambda s, c: c.lines[0].addon_ids.append(99999), "not offered with the product"),
     (lambda s, c: setattr(c.lines[1], "years", 3), "We do not register .com domains for 3 year(s)"),
-    (lambda s, c: setattr(c.lines[1], "domain", "example.org"), "We do not register .org"),
+    (lambda s, c: setattr(c.lines[1], "domain", "example.org"), "We do not sell .org domains"),
     (lambda s, c: setattr(c.lines[1], "domain_action", "steal"), "register or transfer"),
     (lambda s, c: setattr(c.lines[0], "domain", None), "needs a domain name"),
     (lambda s, c: c.lines.append(CartLine("domain", domain="EXAMPLE.com", domain_action="transfer")),

@@ -14,6 +14,7 @@ from app.registrars.local import LocalRegistrar
 from tests import factories
 from tests.fakes.namecheap_server import fake_namecheap  # noqa: F401  (fixture)
 from tests.integration.test_registrars_availability import sell_tld
+from tests.integration.test_registrars_availability import sell_tld
 
 
 def text(response) -> str:
@@ -68,6 +69,7 @@ def test_register_renew_and_sync_through_the_engine(db, admin_client):
 
 
 def test_registrar_refusal_is_shown_and_logged(db, admin_client, fake_namecheap):  # noqa: F811
+    sell_tld(db, ".com", registrar_module="namecheap")
     fake_namecheap.taken.add("taken.com")
     client = factories.client(phone="+1.5551234567", address1="1 Main St", city="Springfield",
                               state="IL", postcode="62701")

@@ -85,6 +85,9 @@ def test_refused_requests_change_nothing(db, pending):
     with pytest.raises(DomainActionError, match="years is 1 to 10"):
         renew_domain(pending.id, 11, STAFF)
     orphan = factories.domain(factories.client(), "orphan.org", status="Pending")
+    with pytest.raises(DomainActionError, match="We do not sell .org domains"):
+        register_domain(orphan.id, STAFF)
+    sell_tld(db, ".org")  # sold, but by no registrar module
     with pytest.raises(DomainActionError, match="no registrar module"):
         register_domain(orphan.id, STAFF)
 
@@ -173,6 +176,7 @@ def test_namecheap_epp_code_is_a_clear_error(db, fake_namecheap):  # noqa: F811
 
 
 def test_nameserver_and_lock_changes_go_to_the_registrar_first(db, fake_namecheap):  # noqa: F811
+    sell_tld(db, ".com", registrar_module="namecheap")  # its label and TLD are sent apart
     fake_namecheap.own("mine.com", date(2027, 1, 1), locked=True)
     domain = factories.domain(client_with_phone(), "mine.com", registrar="namecheap",
                               nameservers="dns1.registrar-servers.com\ndns2.registrar-servers.com")

@@ -14,6 +14,7 @@ from app.registrars.base import (
 from app.registrars.namecheap import namecheap_phone
 from app.registrars.registry import get_module
 from tests.fakes.namecheap_server import API_KEY, API_USER, CLIENT_IP, fake_namecheap  # noqa: F401
+from tests.integration.test_registrars_availability import sell_tld
 
 CONTACT = DomainContact(first_name="Ada", last_name="Lovelace", email="ada@example.test",
                         address1="1 Analytical St", city="London", postcode="N1 1AA",
@@ -69,7 +70,8 @@ def test_transfer_sends_epp_code_base64_when_it_has_special_characters(namecheap
         namecheap.transfer("moving.xyz", "ABC123")
 
 
-def test_renew_nameservers_lock_and_sync(namecheap, fake_namecheap):  # noqa: F811
+def test_renew_nameservers_lock_and_sync(db, namecheap, fake_namecheap):  # noqa: F811
+    sell_tld(db, ".com")  # nameservers are sent with the name's label and TLD apart
     fake_namecheap.own("mine.com", date(2027, 3, 10), locked=True)
     assert namecheap.renew("mine.com", 2).expiry_date == date(2029, 3, 10)
     listed = namecheap.get_nameservers("mine.com")
