@@ -203,8 +203,8 @@ def expire_exports(as_of: date, client_id_range=None, actor: Actor | None = None
         .order_by(ReportExport.id)).all()
     expired = deleted = 0
     for job in jobs:
-        if job.stored_name and _delete_file(job.stored_name):
-            deleted += 1
+        removed = bool(job.stored_name) and _delete_file(job.stored_name)
+        deleted += removed
         # Only if it is still the same finished file: a job made again meanwhile stays.
         marked = db.session.execute(
             update(ReportExport)
@@ -216,11 +216,12 @@ def expire_exports(as_of: date, client_id_range=None, actor: Actor | None = None
             expired += 1
             log("report.export_expired",
                 f"{job.format.upper()} export of {job.title} expired after {days} days; "
-                f"file {job.stored_name} deleted", db.session.get(ReportExport, job.id),
+                f"file {job.stored_name} {'deleted' if removed else 'already gone'}",
+                db.session.get(ReportExport, job.id),
                 before={"status": DONE, "stored_name": job.stored_name},
                 after={"status": EXPIRED, "stored_name": None}, actor=actor)
-            logger.info("report export %s (%s) expired: deleted %s", job.id, job.title,
-                        job.stored_name)
+            logger.info("report export %s (%s) expired: file %s %s", job.id, job.title,
+                        job.stored_name, "deleted" if removed else "already gone")
         db.session.commit()
     return {"expired": expired, "files_deleted": deleted}
 

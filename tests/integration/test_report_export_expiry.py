@@ -121,14 +121,15 @@ def test_the_retention_setting_and_a_file_already_gone(app, db, folder, staff): 
     today = business_today()
     kept = request_export(user, definition, "xlsx", "Clients", today)
     lost = request_export(user, definition, "csv", "Clients", today)
-    os.remove(os.path.join(folder, lost.stored_name))  # gone already: not an error
+    kept_name, lost_name = kept.stored_name, lost.stored_name
+    os.remove(os.path.join(folder, lost_name))  # gone already: not an error
 
     settings.set_value("ReportExportRetentionDays", "0")  # 0 keeps every file
     db.session.commit()
     result = run_step("expire_report_exports", today + timedelta(days=400))
     assert (result["status"], result["counts"]) == ("done", {"expired": 0, "disabled": True,
                                                              "errors": 0})
-    assert os.listdir(folder) == [kept.stored_name]
+    assert os.listdir(folder) == [kept_name]
 
     settings.set_value("ReportExportRetentionDays", "1")
     db.session.commit()
@@ -137,3 +138,6 @@ def test_the_retention_setting_and_a_file_already_gone(app, db, folder, staff): 
     assert os.listdir(folder) == []
     db.session.expire_all()
     assert {job.status for job in db.session.scalars(select(ReportExport))} == {"expired"}
+    assert sorted(expiry_logs(app)) == [
+        f"CSV export of Clients expired after 1 days; file {lost_name} already gone",
+        f"XLSX export of Clients expired after 1 days; file {kept_name} deleted"]
