@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app import settings
 from app.activity import Actor, log
@@ -30,7 +31,8 @@ from app.billing.proration import UpgradeQuote, upgrade_quote
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.billing import Invoice, InvoiceItem, ItemType
-from app.models.catalog import Product, ProductPricing
+from app.models.catalog import RECURRING_CYCLES, Product, ProductPricing
+from app.models.clients import Client
 from app.models.orders import Service, ServiceStatus, Upgrade
 
 PENDING, COMPLETED = "Pending", "Completed"
@@ -62,22 +64,97 @@ def _change(service_id: int, new_product_id: int, new_cycle: str, today: date) -
     cycle = parse_cycle(new_cycle)
     if product.id == service.product_id and cycle == parse_cycle(service.billing_cycle):
         raise BillingError(f"service #{service.id} is already on {product.name} ({cycle})")
-    if service.next_due_date is None:
-        raise BillingError(f"service #{service.id} has no next due date to prorate against")
+    _require_due_date(service)
     currency = service.client.currency
     pricing = db.session.scalar(select(ProductPricing).where(
         ProductPricing.product_id == product.id, ProductPricing.currency_id == currency.id,
         ProductPricing.cycle == cycle))
     if pricing is None:
         raise BillingError(f"product {product.name!r} has no {cycle} price in {currency.code}")
-    new_amount = pricing.price * max(service.quantity or 1, 1)
+    return _priced_change(service, product, cycle, pricing.price, today,
+                          settings.get_bool("CreditOnDowngrade"))
+
+
+def _require_due_date(service: Service) -> None:
+    if service.next_due_date is None:
+        raise BillingError(f"service #{service.id} has no next due date to prorate against")
+
+
+def _priced_change(service: Service, product: Product, cycle: str, price: Decimal,
+                   today: date, credit_on_downgrade: bool) -> _Change:
+    """Quote a checked change at the plan's price for one unit (no query of its own, so
+    plan_choices prices every plan from what it loaded at once)."""
+    new_amount = price * max(service.quantity or 1, 1)
     quote = upgrade_quote(
         service.recurring_amount, service.billing_cycle, new_amount, cycle, today,
-        service.next_due_date, credit_on_downgrade=settings.get_bool("CreditOnDowngrade"),
+        service.next_due_date, credit_on_downgrade=credit_on_downgrade,
         anchor_day=payments.service_anchor_day(service),
         places=invoicing.currency_places(service.client),
     )
     return _Change(service, product, cycle, new_amount, quote)
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """One plan and cycle a service may move to, with what it costs today."""
+
+    product: Product
+    cycle: str
+    recurring_amount: Decimal
+    quote: UpgradeQuote
+
+    @property
+    def key(self) -> str:
+        return f"{self.product.id}:{self.cycle}"
+
+    @property
+    def is_downgrade(self) -> bool:
+        return self.quote.charge < self.quote.credit
+
+
+def plan_choices(service_id: int, today: date,
+                 refusals: list[str] | None = None) -> list[PlanChoice]:
+    """The plans of the service's product group on sale in the client's currency,
+    each recurring cycle priced as quote_upgrade prices it, less the plan and cycle
+    it has now. Three queries however many plans: the service (with its client,
+    currency and product), the plans with their prices, the CreditOnDowngrade
+    setting. Empty for a service that cannot change plan (not active, overdue ...):
+    the engine's reasons are added to `refusals` when given."""
+    service = db.session.scalar(
+        select(Service).where(Service.id == service_id)
+        .options(joinedload(Service.client).joinedload(Client.currency),
+                 joinedload(Service.product)))
+    if service is None or service.status != ServiceStatus.ACTIVE.value:
+        return []
+    try:
+        _require_due_date(service)
+    except BillingError as error:
+        if refusals is not None:
+            refusals.append(str(error))
+        return []
+    rows = db.session.execute(
+        select(Product, ProductPricing.cycle, ProductPricing.price)
+        .join(ProductPricing, ProductPricing.product_id == Product.id)
+        .where(Product.group_id == service.product.group_id, Product.retired.is_(False),
+               (Product.hidden.is_(False)) | (Product.id == service.product_id),
+               ProductPricing.currency_id == service.client.currency_id,
+               ProductPricing.cycle.in_([cycle.value for cycle in RECURRING_CYCLES]))).all()
+    credit_on_downgrade = settings.get_bool("CreditOnDowngrade")
+    order = {cycle.value: n for n, cycle in enumerate(RECURRING_CYCLES)}
+    current_cycle = parse_cycle(service.billing_cycle)
+    choices = []
+    for product, cycle, price in sorted(rows, key=lambda r: (r[0].sort_order, r[0].id,
+                                                             order[r[1]])):
+        if product.id == service.product_id and cycle == current_cycle:
+            continue
+        try:
+            change = _priced_change(service, product, cycle, price, today, credit_on_downgrade)
+        except BillingError as error:
+            if refusals is not None and str(error) not in refusals:
+                refusals.append(str(error))
+            continue
+        choices.append(PlanChoice(product, cycle, change.new_amount, change.quote))
+    return choices
 
 
 def quote_upgrade(service_id: int, new_product_id: int, new_cycle: str, today: date) -> UpgradeQuote:

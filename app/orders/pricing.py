@@ -199,6 +199,37 @@ def product_prices(product_id: int, currency_code: str) -> dict[str, tuple[Decim
     return dict(sorted(prices.items(), key=lambda item: order.get(item[0], 99)))
 
 
+def group_start_prices(currency_code: str) -> dict[int, tuple[Decimal, str]]:
+    """group id -> (price, cycle) a group of plans starts at in the currency: each
+    product on sale leads with its shortest cycle sold (product_prices' order and
+    rules), and the group starts at the lowest of those leads (the store's "from"
+    figure). Two queries however many groups and products."""
+    currency = currency_by_code(currency_code)
+    rows = db.session.execute(
+        select(Product.id, Product.group_id, Product.payment_type, ProductPricing.cycle,
+               ProductPricing.price)
+        .outerjoin(ProductPricing, (ProductPricing.product_id == Product.id)
+                   & (ProductPricing.currency_id == currency.id))
+        .where(Product.hidden.is_(False), Product.retired.is_(False)))
+    order = {cycle.value: index for index, cycle in enumerate(BillingCycle)}
+    leads: dict[int, tuple[int, Decimal, str]] = {}
+    for product_id, group_id, payment_type, cycle, price in rows:
+        if payment_type == PaymentType.FREE:
+            cycle, price = BillingCycle.FREE.value, ZERO
+        elif cycle is None or not (cycle == BillingCycle.ONE_TIME
+                                   if payment_type == PaymentType.ONE_TIME
+                                   else is_recurring(cycle)):
+            continue
+        if product_id not in leads or order[cycle] < order[leads[product_id][2]]:
+            leads[product_id] = (group_id, to_money(price), cycle)
+    start: dict[int, tuple[Decimal, str]] = {}
+    for group_id, price, cycle in leads.values():
+        if group_id not in start or (price, order[cycle]) < (start[group_id][0],
+                                                              order[start[group_id][1]]):
+            start[group_id] = (price, cycle)
+    return start
+
+
 def tld_of(name: str) -> str:
     """The TLD of a normalised domain name by the registrars' rule
     (availability.split_domain: the longest TLD the business sells), so the store
@@ -238,6 +269,38 @@ def domain_prices(tld: str, currency_code: str, action: str,
     # WHMCS marks a price of -1 (or here: nothing) as not offered; zero is a free domain.
     return {row.years: to_money(getattr(row, column))
             for row in db.session.scalars(query.order_by(TldPricing.years))}
+
+
+@dataclass(frozen=True)
+class TldPrices:
+    """A TLD and its prices in one currency: years -> price of each action (the same
+    figures domain_prices gives for that TLD and action)."""
+
+    tld: Tld
+    register: dict[int, Decimal]
+    transfer: dict[int, Decimal]
+    renew: dict[int, Decimal]
+
+
+def tld_price_list(currency_code: str, tlds: set[str] | None = None) -> dict[str, TldPrices]:
+    """extension (no dot) -> TldPrices of every TLD (or of those named), in the TLDs'
+    sort order: three queries however many TLDs (the currency, the TLDs, their prices),
+    for pages that show many TLDs at once."""
+    currency = currency_by_code(currency_code)
+    query = select(Tld).order_by(Tld.sort_order, Tld.extension)
+    if tlds is not None:
+        query = query.where(Tld.extension.in_(["." + tld.lower().lstrip(".") for tld in tlds]))
+    found = {row.id: TldPrices(row, {}, {}, {}) for row in db.session.scalars(query)}
+    if not found:
+        return {}
+    for row in db.session.scalars(select(TldPricing).where(
+            TldPricing.tld_id.in_(found), TldPricing.currency_id == currency.id)
+            .order_by(TldPricing.years)):
+        prices = found[row.tld_id]
+        prices.register[row.years] = to_money(row.register_price)
+        prices.transfer[row.years] = to_money(row.transfer_price)
+        prices.renew[row.years] = to_money(row.renew_price)
+    return {prices.tld.extension.lstrip("."): prices for prices in found.values()}
 
 
 def domain_addon_prices(currency_code: str) -> dict[DomainAddon, Decimal]:

@@ -4,17 +4,16 @@ app.billing.upgrades) and set a new control-panel password (through the provisio
 module, app.provisioning.service_commands.change_password, which stores it
 encrypted).
 
-The first half is engine (no request): which plans a service may move to, at what
-price today, and whether a chosen password is strong enough. The views below are
+The first half is engine (no request): the pending plan change, and whether a
+chosen password is strong enough (which plans a service may move to, at what price
+today, is app.billing.upgrades.plan_choices). The views below are
 thin: they read the selected client's service (404 for anybody else's) and call
 the engine inside one unit of work."""
 from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -26,17 +25,15 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from app.activity import current_actor
 from app.billing.automation import business_today
-from app.billing.cycles import parse_cycle
 from app.billing.errors import BillingError
 from app.billing.numbering_counter import unit_of_work
-from app.billing.proration import UpgradeQuote
-from app.billing.upgrades import PENDING, apply_upgrade, quote_upgrade, upgrade_invoice
+from app.billing.upgrades import PENDING, PlanChoice, apply_upgrade, plan_choices, upgrade_invoice
 from app.extensions import db
 from app.models.billing import Invoice
-from app.models.catalog import RECURRING_CYCLES, Product, ProductPricing
+from app.models.catalog import Product
 from app.models.orders import Service, ServiceStatus, Upgrade
 from app.portal import portal
-from app.portal.access import owned_or_404, requires
+from app.portal.access import client_login_required, owned_or_404
 from app.provisioning.service_commands import ServiceCommandError, change_password
 
 SERVICE_PASSWORD_MIN = 10
@@ -47,59 +44,7 @@ SERVICE_PASSWORD_ALPHABET = set(string.ascii_letters + string.digits
 PASSWORD_STATUSES = (ServiceStatus.ACTIVE.value, ServiceStatus.SUSPENDED.value)
 
 
-# Engine: plan changes
-
-@dataclass(frozen=True)
-class PlanChoice:
-    """One plan and cycle a service may move to, with what it costs today."""
-
-    product: Product
-    cycle: str
-    recurring_amount: Decimal
-    quote: UpgradeQuote
-
-    @property
-    def key(self) -> str:
-        return f"{self.product.id}:{self.cycle}"
-
-    @property
-    def is_downgrade(self) -> bool:
-        return self.quote.charge < self.quote.credit
-
-
-def plan_choices(service_id: int, today: date,
-                 refusals: list[str] | None = None) -> list[PlanChoice]:
-    """The plans of the service's product group on sale in the client's currency,
-    each recurring cycle priced, less the plan and cycle it has now. Empty for a
-    service that cannot change plan (not active, overdue ...): the engine's reasons
-    are added to `refusals` when given."""
-    service = db.session.get(Service, service_id)
-    if service is None or service.status != ServiceStatus.ACTIVE.value:
-        return []
-    currency_id = service.client.currency_id
-    rows = db.session.execute(
-        select(Product, ProductPricing.cycle, ProductPricing.price)
-        .join(ProductPricing, ProductPricing.product_id == Product.id)
-        .where(Product.group_id == service.product.group_id, Product.retired.is_(False),
-               (Product.hidden.is_(False)) | (Product.id == service.product_id),
-               ProductPricing.currency_id == currency_id,
-               ProductPricing.cycle.in_([cycle.value for cycle in RECURRING_CYCLES]))
-        .order_by(Product.sort_order, Product.id)).all()
-    order = {cycle.value: n for n, cycle in enumerate(RECURRING_CYCLES)}
-    choices = []
-    for product, cycle, price in sorted(rows, key=lambda r: (r[0].sort_order, r[0].id,
-                                                             order[r[1]])):
-        if product.id == service.product_id and cycle == parse_cycle(service.billing_cycle):
-            continue
-        try:
-            quote = quote_upgrade(service.id, product.id, cycle, today)
-        except BillingError as error:
-            if refusals is not None and str(error) not in refusals:
-                refusals.append(str(error))
-            continue
-        choices.append(PlanChoice(product, cycle, price * max(service.quantity or 1, 1), quote))
-    return choices
-
+# Engine: plan changes (priced by app.billing.upgrades.plan_choices)
 
 def find_choice(choices: list[PlanChoice], key: str | None) -> PlanChoice | None:
     return next((choice for choice in choices if choice.key == key), None)
@@ -178,7 +123,7 @@ def _active_service(service_id: int) -> Service:
 
 
 @portal.route("/services/<int:service_id>/upgrade", methods=["GET", "POST"])
-@requires("manageproducts")
+@client_login_required
 def service_upgrade(service_id: int):
     service = _active_service(service_id)
     today = business_today()  # billing dates are the business's calendar dates
@@ -234,7 +179,7 @@ def _order_plan_change(service: Service, key: str, today: date):
 
 
 @portal.route("/services/<int:service_id>/password", methods=["GET", "POST"])
-@requires("manageproducts")
+@client_login_required
 def service_password(service_id: int):
     service = _active_service(service_id)
     form = ServicePasswordForm()

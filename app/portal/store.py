@@ -309,9 +309,11 @@ def wanted_domain_addons(form) -> dict[str, bool]:
     return {addon.value: bool(form.get(addon.value)) for addon in DomainAddon}
 
 
-def domain_addon_choices(tld: Tld | None, currency: Currency) -> list[dict]:
+def domain_addon_choices(tld: Tld | None, currency: Currency,
+                         prices: dict[DomainAddon, Decimal] | None = None) -> list[dict]:
     """The addon boxes of a domain form: the ones the TLD offers (any TLD offers, when
-    the name is not known yet), each with its yearly price from the engine."""
+    the name is not known yet), each with its yearly price from the engine (`prices`:
+    pricing.domain_addon_prices, when the caller has them already)."""
     from app.portal.domain_addons import addon_label
 
     if tld is not None:
@@ -319,7 +321,8 @@ def domain_addon_choices(tld: Tld | None, currency: Currency) -> list[dict]:
     else:
         offered = [addon for addon in DomainAddon if db.session.scalar(
             select(Tld.id).where(getattr(Tld, addon.value).is_(True)).limit(1))]
-    prices = pricing.domain_addon_prices(currency.code)
+    if prices is None:
+        prices = pricing.domain_addon_prices(currency.code)
     return [{"addon": addon.value, "label": addon_label(addon), "price": prices[addon]}
             for addon in offered]
 
@@ -474,36 +477,38 @@ def domain_search():
             results = search_domain(asked)
         except DomainNameError as refused:
             error = str(refused)
-    rows = [{"check": check, "prices": register_prices(check.tld, currency) if check.sold else {},
-             "transfer": pricing.domain_price(check.tld, currency.code, "transfer", 1)
-             if check.sold else None,
-             "addons": domain_addon_choices(tld_row(check.tld), currency) if check.sold else []}
-            for check in results]
+    # Every TLD's prices at once: the queries do not grow with the TLDs sold.
+    price_list = pricing.tld_price_list(currency.code)
+    addon_prices = pricing.domain_addon_prices(currency.code)
+    rows = []
+    for check in results:
+        listed = price_list.get(check.tld) if check.sold else None
+        rows.append({
+            "check": check, "prices": offered_years(listed.register) if listed else {},
+            "transfer": listed.transfer.get(1) if listed else None,
+            "addons": domain_addon_choices(listed.tld if listed else None, currency,
+                                           addon_prices) if check.sold else []})
     in_cart = {line.domain for line in load_cart().lines if line.kind == DOMAIN}
     return render_template("portal/store/domains.html", asked=asked, rows=rows, error=error,
                            unchecked=COULD_NOT_CHECK,
-                           currency=currency, in_cart=in_cart, tlds=sold_tlds(currency))
+                           currency=currency, in_cart=in_cart, tlds=sold_tlds(price_list))
+
+
+def offered_years(prices: dict[int, Decimal]) -> dict[int, Decimal]:
+    """years -> price, for the periods the store offers."""
+    return {years: prices[years] for years in YEAR_CHOICES if years in prices}
 
 
 def register_prices(tld: str, currency: Currency, action: str = REGISTER) -> dict[int, Decimal]:
     """years -> register (or transfer) price, for the periods the store offers."""
-    prices = pricing.domain_prices(tld, currency.code, action)
-    return {years: prices[years] for years in YEAR_CHOICES if years in prices}
+    return offered_years(pricing.domain_prices(tld, currency.code, action))
 
 
-def tld_row(tld: str) -> Tld | None:
-    return db.session.scalar(select(Tld).where(Tld.extension == "." + tld))
-
-
-def sold_tlds(currency: Currency) -> list[tuple[str, Decimal]]:
-    """The extensions sold, with the one-year register price (the search page's list)."""
-    shown = []
-    for row in db.session.scalars(select(Tld).order_by(Tld.sort_order, Tld.extension)):
-        tld = row.extension.lstrip(".")
-        price = pricing.domain_price(tld, currency.code, "register", 1)
-        if price is not None:
-            shown.append((tld, price))
-    return shown[:8]
+def sold_tlds(price_list: dict[str, pricing.TldPrices]) -> list[tuple[str, Decimal]]:
+    """The first extensions sold, with the one-year register price (the search page's
+    list), from pricing.tld_price_list."""
+    return [(tld, prices.register[1]) for tld, prices in price_list.items()
+            if 1 in prices.register][:8]
 
 
 @portal.route("/store/domains/add", methods=["POST"])
