@@ -341,26 +341,22 @@ class NamecheapRegistrar(RegistrarModule):
         return AddonResult(domain, enabled, message=f"WhoisGuard {guard_id} "
                                                     f"{'enabled' if enabled else 'disabled'}")
 
-    def _use_namecheap_dns(self, domain: str) -> tuple[bool, tuple[str, ...]]:
-        """Point the domain at Namecheap's own nameservers (needed for its DNS hosting
-        and email forwarding) unless it is already: (changed, nameservers now)."""
-        if self.get_nameservers(domain).using_registrar_dns:
-            return False, ()
-        result = self._result("namecheap.domains.dns.setDefault", self._sld_tld(domain),
-                              "DomainDNSSetDefaultResult", post=True)
-        if not _true(result.get("Updated")):
-            raise RegistrarRejected(f"Namecheap did not switch {domain} to its own DNS")
-        return True, self.get_nameservers(domain).nameservers
-
     def set_dns_management(self, domain: str, enabled: bool) -> AddonResult:
+        """On: the domain moves to Namecheap's own nameservers (its DNS hosting needs
+        them), unless it is on them already."""
         if not enabled:
             # Nothing to switch off: Namecheap hosts the zone until the nameservers change.
             return AddonResult(domain, False, changed=False,
                                message="Namecheap's DNS stays in use until the nameservers change")
-        changed, nameservers = self._use_namecheap_dns(domain)
-        return AddonResult(domain, True, changed=changed, nameservers=nameservers,
-                           message="switched to Namecheap's DNS" if changed
-                           else "Namecheap's DNS was in use already")
+        if self.get_nameservers(domain).using_registrar_dns:
+            return AddonResult(domain, True, changed=False,
+                               message="Namecheap's DNS was in use already")
+        result = self._result("namecheap.domains.dns.setDefault", self._sld_tld(domain),
+                              "DomainDNSSetDefaultResult", post=True)
+        if not _true(result.get("Updated")):
+            raise RegistrarRejected(f"Namecheap did not switch {domain} to its own DNS")
+        return AddonResult(domain, True, nameservers=self.get_nameservers(domain).nameservers,
+                           message="switched to Namecheap's DNS")
 
     def _email_forwards(self, domain: str) -> dict[str, str]:
         """mailbox -> address of the domain's email forwarding at Namecheap."""

@@ -12,7 +12,8 @@ State: `domains` (ours: name -> dict with expires, locked, nameservers, custom_d
 status, whoisguard {"id", "enabled", "email"}, forwards {mailbox: address}), `taken`
 (registered elsewhere), `premium`. Every domain of ours has a WhoisGuard allotted
 (off), as Namecheap gives one free with each registration. `failure`: "http_500" or
-"slow"; `refusals`: command -> (error number, text) answered as Status="ERROR".
+"slow"; `refusals`: command -> (error number, text) answered as Status="ERROR";
+`unlisted_whoisguard`: names whose getInfo shows no WhoisGuard id (only getList has it).
 Every request is kept in `requests` as (method, params)."""
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class FakeNamecheap(FakeServer):
         self.premium: set[str] = set()
         self.failure: str | None = None
         self.refusals: dict[str, tuple[str, str]] = {}
+        self.unlisted_whoisguard: set[str] = set()
         self.requests: list[tuple[str, dict]] = []
         self.today = date.today()
         self._next_id = 1000
@@ -222,13 +224,14 @@ class FakeNamecheap(FakeServer):
         name = params["DomainName"].lower()
         domain = self._ours(name)
         guard = domain["whoisguard"]
+        shown_id = "0" if name in self.unlisted_whoisguard else guard["id"]
         return (f'<DomainGetInfoResult Status={quoteattr(domain["status"])} ID="{domain["id"]}" '
                 f'DomainName="{escape(name)}" OwnerName="{API_USER}" IsOwner="true" '
                 'IsPremium="false"><DomainDetails>'
                 f'<CreatedDate>{_us_date(self.today)}</CreatedDate>'
                 f'<ExpiredDate>{_us_date(domain["expires"])}</ExpiredDate>'
                 '<NumYears>0</NumYears></DomainDetails><LockDetails/>'
-                f'<Whoisguard Enabled="{str(guard["enabled"])}"><ID>{guard["id"]}</ID>'
+                f'<Whoisguard Enabled="{str(guard["enabled"])}"><ID>{shown_id}</ID>'
                 f'<ExpiredDate>{_us_date(domain["expires"])}</ExpiredDate></Whoisguard>'
                 f'<DnsDetails ProviderType="{"CUSTOM" if domain["custom_dns"] else "FREE"}" '
                 f'IsUsingOurDNS="{str(not domain["custom_dns"]).lower()}"/>'

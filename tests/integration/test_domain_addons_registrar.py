@@ -77,6 +77,14 @@ def test_on_at_namecheap_already_sends_no_second_enable(db, mine, fake_namecheap
     assert len(fake_namecheap.requests) == calls
 
 
+def test_the_whoisguard_id_comes_from_the_list_when_get_info_lacks_it(db, mine, fake_namecheap):  # noqa: F811
+    fake_namecheap.unlisted_whoisguard.add("mine.com")
+    assert order_addon(mine.id, "id_protection").success
+    assert fake_namecheap.domains["mine.com"]["whoisguard"]["enabled"] is True
+    assert fake_namecheap.commands()[-2:] == ["namecheap.whoisguard.getList",
+                                              "namecheap.whoisguard.enable"]
+
+
 @pytest.mark.parametrize("failure", ["http_500", "refused"])
 def test_a_registrar_failure_changes_nothing_and_is_logged(db, mine, fake_namecheap, failure):  # noqa: F811
     if failure == "http_500":
