@@ -321,7 +321,8 @@ RegistrarApi = api(domains.Registrar, "RegistrarApi", "registrar", write_only_co
 
 # Support
 SupportDepartmentApi = api(support.SupportDepartment, "SupportDepartmentApi", "support_department")
-TicketApi = api(support.Ticket, "TicketApi", "ticket")
+# The guest access code is made by the engine, never written through CRUD.
+TicketApi = api(support.Ticket, "TicketApi", "ticket", protected_columns=("access_code",))
 TicketReplyApi = api(support.TicketReply, "TicketReplyApi", "ticket_reply")
 TicketNoteApi = api(support.TicketNote, "TicketNoteApi", "ticket_note")
 TicketAttachmentApi = api(support.TicketAttachment, "TicketAttachmentApi", "ticket_attachment",

@@ -217,3 +217,21 @@ def test_get_admin_users_counts_the_open_tickets_flagged_to_each_admin(client, d
     # The same number of queries for seven admins as for three: none per admin.
     assert with_seven == with_three
     assert sum("GROUP BY tickets.assigned_to_id" in s for s in statements) == 1
+
+
+def test_the_rest_api_shows_the_access_code_but_never_writes_it(client, db, sales, staff):
+    from tests.integration.test_api_rest import jwt_headers
+
+    headers = jwt_headers(client, *staff("Admin"))
+    ticket = Ticket(tid="R-1", department_id=sales.id, name="Ann", email="ann@example.test",
+                    subject="Hello", status="Open")
+    db.session.add(ticket)
+    db.session.commit()
+    code = ticket.access_code
+    shown = client.get(f"/api/v1/ticket/{ticket.id}", headers=headers).get_json()
+    assert shown["result"]["access_code"] == code
+    response = client.put(f"/api/v1/ticket/{ticket.id}", headers=headers,
+                          json={"access_code": "chosen-by-me"})
+    assert response.status_code == 422
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).access_code == code
