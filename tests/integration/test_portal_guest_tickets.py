@@ -19,7 +19,7 @@ from app.portal.uploads import store_folder
 from app.support import tickets as ticket_engine
 from tests.helpers import run_rate_limited
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
-    client_a, portal_login, text_of, world,
+    client_a, text_of, world,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
