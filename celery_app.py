@@ -37,6 +37,7 @@ celery.conf.beat_schedule = {
 }
 
 # Importing the task modules registers the tasks with the worker.
+import app.document_tasks  # noqa: E402,F401
 import app.quote_tasks  # noqa: E402,F401
 import app.report_tasks  # noqa: E402,F401
 import app.tasks  # noqa: E402,F401

@@ -121,6 +121,9 @@ class Config:
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR")
     # Background report exports are kept here (default instance/report_exports).
     REPORT_EXPORT_FOLDER = os.environ.get("REPORT_EXPORT_FOLDER")
+    # Invoice, quote and credit-note PDFs, named by a digest of their HTML
+    # (default instance/documents; app/billing/pdf.py).
+    DOCUMENT_FOLDER = os.environ.get("DOCUMENT_FOLDER")
 
 
 class TestConfig(Config):

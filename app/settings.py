@@ -79,6 +79,7 @@ DEFAULTS: dict[str, str] = {
     "CloseInactiveTickets": "0",                  # hours; 0 disables
     "AutoAcceptPaidOrders": "on",
     "ReportExportRetentionDays": "7",             # days report export files are kept; 0 keeps them
+    "DocumentPdfRetentionDays": "30",             # days invoice/quote PDF files are kept; 0 keeps them
     # Store
     "TermsOfService": "https://example.com/terms",  # the TOS page a checkout must accept
     # Orders: the built-in fraud check (app/orders/fraud.py)

@@ -43,6 +43,7 @@ def database_url_for_tests() -> str:
 class PytestConfig(TestConfig):
     SQLALCHEMY_DATABASE_URI = database_url_for_tests()
     UPLOAD_FOLDER = os.path.join(_tmp, "uploads")
+    DOCUMENT_FOLDER = os.path.join(_tmp, "documents")
 
 
 def on_postgres() -> bool:

@@ -15,18 +15,16 @@ This module imports no other app.admin module: they import it.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_wtf import FlaskForm
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.utils import secure_filename
 from wtforms import (
     BooleanField, DateField, FieldList, Form, FormField, RadioField, SelectField, StringField,
     TextAreaField,
@@ -40,7 +38,7 @@ from app.billing.client_summary import client_summary
 from app.billing.errors import BillingError
 from app.billing.money import parse_amount
 from app.billing.numbering_counter import unit_of_work
-from app.billing.pdf import render_invoice_pdf
+from app.document_downloads import pdf_download
 from app.extensions import db
 from app.gateways import processing
 from app.gateways.base import GatewayError
@@ -629,16 +627,12 @@ class InvoiceActions(EngineActions):
             lambda item: f"Late fee of {item.invoice.currency.format(item.amount)} added: the "
                          f"invoice total is now {item.invoice.currency.format(item.invoice.total)}.")
 
-    # Anyone who may see the invoice may download it.
+    # Anyone who may see the invoice may download it (made in a worker, kept by digest).
     @expose("/pdf/<int:pk>", methods=["GET"])
     @has_access
     @permission_name("show")
     def pdf(self, pk):
-        invoice = self.record_or_404(pk)
-        document = render_invoice_pdf(invoice.id)
-        name = secure_filename(invoice.number or f"draft-{invoice.id}") or f"invoice-{invoice.id}"
-        return send_file(io.BytesIO(document), mimetype="application/pdf", as_attachment=True,
-                         download_name=f"{name}.pdf")
+        return pdf_download("invoice", self.record_or_404(pk).id, self.render_template)
 
 
 # ---------------------------------------------------------------------------

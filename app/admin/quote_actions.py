@@ -4,10 +4,9 @@ PDF. Like app.admin.actions: a CSRF-checked POST, one engine call in one
 transaction, the engine's refusal shown and nothing changed."""
 from __future__ import annotations
 
-import io
 import secrets
 
-from flask import send_file, url_for
+from flask import url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 
@@ -15,7 +14,7 @@ from app.activity import current_actor
 from app.admin.actions import Button, EngineActions
 from app.billing import invoicing, quotes
 from app.billing.automation import business_today
-from app.billing.pdf import render_quote_pdf
+from app.document_downloads import pdf_download
 from app.models.billing import QuoteStage
 
 
@@ -70,6 +69,4 @@ class QuoteActions(EngineActions):
     @has_access
     @permission_name("show")
     def pdf(self, pk):
-        quote = self.record_or_404(pk)
-        return send_file(io.BytesIO(render_quote_pdf(quote.id)), mimetype="application/pdf",
-                         as_attachment=True, download_name=f"quote-{quote.id}.pdf")
+        return pdf_download("quote", self.record_or_404(pk).id, self.render_template)

@@ -68,11 +68,13 @@ STEPS: tuple[str, ...] = (
     "retry_webhooks",
     "send_email",
     "expire_report_exports",
+    "expire_document_pdfs",
 )
 
 # Steps that work on the whole installation at once, not on a range of clients.
 GLOBAL_STEPS = frozenset({"update_exchange_rates", "close_inactive_tickets", "retry_webhooks",
-                          "send_email", "sweep_pending_payments", "expire_report_exports"})
+                          "send_email", "sweep_pending_payments", "expire_report_exports",
+                          "expire_document_pdfs"})
 
 # step -> "module:function"; imported when first used (the step modules import this one).
 _STEP_FUNCTIONS = {
@@ -92,6 +94,7 @@ _STEP_FUNCTIONS = {
     "retry_webhooks": "app.webhooks:retry_due",
     "send_email": "app.billing.automation:send_email",
     "expire_report_exports": "reports.jobs:expire_exports",
+    "expire_document_pdfs": "app.billing.pdf:expire_document_pdfs",
 }
 
 ClientRange = tuple[int, int]

@@ -1,25 +1,41 @@
-"""Invoice and credit-note PDFs (WeasyPrint, from Jinja templates in templates/documents/).
+"""Invoice, quote and credit-note PDFs (WeasyPrint, from Jinja templates in templates/documents/).
 
 Made in workers, never in a request (about 0.3 s a page). The stylesheet is parsed
 once per process, and nothing is ever fetched from the network: the only URLs the
-renderer may open are local files (the logo)."""
+renderer may open are local files (the logo).
+
+The document store: a request renders only the document's HTML (Jinja, cheap) and
+names the PDF by a digest of that HTML (and of the stylesheet). The file lives in
+DOCUMENT_FOLDER (default instance/documents, outside the web root, beside the report
+exports): when it is there it is served at once; when not, one Celery task
+(app.document_tasks) makes it from that same HTML. Any change that shows on the
+document (a payment, a new line, a status) changes the HTML and so the file name:
+a stale PDF is never served. The daily run deletes files older than
+DocumentPdfRetentionDays; they are simply made again when next asked for."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import os
+import re
+import tempfile
+import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 from babel import Locale
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import select
 from weasyprint import CSS, HTML
 from weasyprint.urls import URLFetcher
 
 from app import settings
+from app.activity import Actor, log
 from app.billing.errors import BillingError
 from app.billing.eu_vat import REVERSE_CHARGE_NOTE
 from app.billing.money import to_money
@@ -30,6 +46,8 @@ from app.models.clients import Client
 
 DOCUMENTS_DIR = Path(__file__).resolve().parents[2] / "templates" / "documents"
 STYLESHEET_PATH = DOCUMENTS_DIR / "documents.css"
+
+logger = logging.getLogger(__name__)
 
 # Status -> (stamp text, css class). Anything still owed shows UNPAID.
 _STAMPS = {
@@ -270,30 +288,213 @@ def quote_context(quote: Quote) -> dict:
     }
 
 
-def render_quote_pdf(quote_id: int) -> bytes:
-    quote = db.session.get(Quote, quote_id)
-    if quote is None:
-        raise DocumentNotFound(f"no quote with id {quote_id}")
-    return _render("documents/quote.html", quote_context(quote))
-
-
-def _render(template: str, context: dict) -> bytes:
-    html = render_template(template, **context)
+def _pdf(html: str) -> bytes:
     document = HTML(string=html, base_url=str(DOCUMENTS_DIR) + os.sep,
                     url_fetcher=_local_files_only())
     return document.write_pdf(stylesheets=[_stylesheet()])
 
 
-def render_invoice_pdf(invoice_id: int) -> bytes:
-    """The invoice as PDF bytes (call inside an app context, e.g. a Celery task)."""
-    invoice = db.session.get(Invoice, invoice_id)
+def _file_part(text: str) -> str:
+    """A number as staff formatted it, safe in a file name ('2026/0042' -> '2026-0042')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
+def _invoice_html(record_id: int) -> tuple[str, str]:
+    invoice = db.session.get(Invoice, record_id)
     if invoice is None:
-        raise DocumentNotFound(f"no invoice with id {invoice_id}")
-    return _render("documents/invoice.html", invoice_context(invoice))
+        raise DocumentNotFound(f"no invoice with id {record_id}")
+    name = (f"Invoice-{_file_part(invoice.number)}" if invoice.number and _file_part(invoice.number)
+            else f"Proforma-{invoice.id}")
+    return render_template("documents/invoice.html", **invoice_context(invoice)), f"{name}.pdf"
+
+
+def _quote_html(record_id: int) -> tuple[str, str]:
+    quote = db.session.get(Quote, record_id)
+    if quote is None:
+        raise DocumentNotFound(f"no quote with id {record_id}")
+    return render_template("documents/quote.html", **quote_context(quote)), f"Quote-{quote.id}.pdf"
+
+
+def _credit_note_html(record_id: int) -> tuple[str, str]:
+    note = db.session.get(CreditNote, record_id)
+    if note is None:
+        raise DocumentNotFound(f"no credit note with id {record_id}")
+    name = _file_part(note.number or "") or str(note.id)
+    return (render_template("documents/credit_note.html", **credit_note_context(note)),
+            f"Credit-Note-{name}.pdf")
+
+
+# kind -> its HTML and download name; the kind is also the first part of stored names.
+_DOCUMENT_HTML = {"invoice": _invoice_html, "quote": _quote_html, "credit_note": _credit_note_html}
+KINDS = tuple(_DOCUMENT_HTML)
+
+
+@functools.cache
+def _stylesheet_digest() -> str:
+    """Part of every digest: a changed stylesheet makes every document again."""
+    return hashlib.sha256(STYLESHEET_PATH.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DocumentHtml:
+    """A document as it reads now: its HTML, and the name of the PDF made from it."""
+
+    kind: str
+    record_id: int
+    html: str
+    download_name: str = ""
+
+    def __post_init__(self):
+        if self.kind not in _DOCUMENT_HTML:
+            raise DocumentNotFound(f"unknown document kind {self.kind!r} (one of {', '.join(KINDS)})")
+        if not isinstance(self.record_id, int) or isinstance(self.record_id, bool):
+            raise DocumentNotFound(f"a document id is a whole number, not {self.record_id!r}")
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{_stylesheet_digest()}\n{self.html}".encode()).hexdigest()
+
+    @property
+    def stored_name(self) -> str:
+        return f"{self.kind}-{self.record_id}-{self.digest}.pdf"
+
+    @property
+    def path(self) -> str:
+        return os.path.join(document_folder(), self.stored_name)
+
+
+def document_folder() -> str:
+    folder = current_app.config.get("DOCUMENT_FOLDER") or os.path.join(
+        current_app.instance_path, "documents")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def document_html(kind: str, record_id: int) -> DocumentHtml:
+    """Render the document's HTML only (milliseconds): enough to know which PDF it is."""
+    if kind not in _DOCUMENT_HTML:
+        raise DocumentNotFound(f"unknown document kind {kind!r} (one of {', '.join(KINDS)})")
+    html, download_name = _DOCUMENT_HTML[kind](record_id)
+    return DocumentHtml(kind, record_id, html, download_name)
+
+
+def render_invoice_pdf(invoice_id: int) -> bytes:
+    """The invoice as PDF bytes, made now (call inside an app context, e.g. a Celery task)."""
+    return _pdf(document_html("invoice", invoice_id).html)
+
+
+def render_quote_pdf(quote_id: int) -> bytes:
+    return _pdf(document_html("quote", quote_id).html)
 
 
 def render_credit_note_pdf(credit_note_id: int) -> bytes:
-    note = db.session.get(CreditNote, credit_note_id)
-    if note is None:
-        raise DocumentNotFound(f"no credit note with id {credit_note_id}")
-    return _render("documents/credit_note.html", credit_note_context(note))
+    return _pdf(document_html("credit_note", credit_note_id).html)
+
+
+def store_pdf(document: DocumentHtml) -> str:
+    """Make the PDF of this HTML unless it is on disk already; returns its path.
+    Written to a temporary file, then renamed: a reader never sees half a file, and
+    two runs for the same digest leave one file."""
+    path = document.path
+    if not os.path.isfile(path):
+        content = _pdf(document.html)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path),
+                                             prefix=f".{document.stored_name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+            os.replace(temporary, path)
+        except BaseException:
+            _remove(temporary)
+            raise
+        logger.info("document PDF %s made", document.stored_name)
+    _remove(_queued_marker(document))
+    return path
+
+
+def stored_pdf(kind: str, record_id: int) -> str:
+    """The path of the document's current PDF, made now if need be (for workers, e.g.
+    an email attaching it: the same file a download serves, made once)."""
+    return store_pdf(document_html(kind, record_id))
+
+
+# A PDF asked of a worker is not asked again for this long (a lost task is, after).
+QUEUED_FOR_SECONDS = 120
+
+
+def queue_pdf(document: DocumentHtml) -> bool:
+    """Ask a worker to make this PDF (in-process on the embedded default, so it is
+    on disk when this returns). Asked once: a marker file beside the PDF says it is
+    on its way. Returns whether a task was sent."""
+    from app.document_tasks import make_document_pdf
+
+    marker = _queued_marker(document)
+    if not _claim(marker):
+        return False
+    try:
+        make_document_pdf.delay(document.kind, document.record_id, document.html)
+    except BaseException:
+        _remove(marker)  # failed to send (or an in-process run failed): ask again next time
+        raise
+    return True
+
+
+def _queued_marker(document: DocumentHtml) -> str:
+    return document.path + ".queued"
+
+
+def _claim(marker: str) -> bool:
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.path.getmtime(marker) < QUEUED_FOR_SECONDS:
+                return False
+            os.utime(marker)  # its task was lost: this request asks again
+        except FileNotFoundError:
+            pass  # made meanwhile, or cleaned up: asking again is harmless
+        return True
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def expire_document_pdfs(as_of: date, client_id_range=None, actor: Actor | None = None) -> dict:
+    """The daily step: delete document files (PDFs, and leftovers of lost tasks) made
+    DocumentPdfRetentionDays or more business days before as_of (0 keeps them). A
+    deleted PDF is made again when next asked for. Running it again deletes nothing
+    more; the run is logged once when it deleted anything."""
+    days = settings.get_int("DocumentPdfRetentionDays")
+    if days <= 0:
+        return {"deleted": 0, "disabled": True}
+    zone = ZoneInfo(current_app.config.get("BUSINESS_TIMEZONE") or "UTC")
+    first_kept = as_of - timedelta(days=days - 1)
+    cutoff = datetime(first_kept.year, first_kept.month, first_kept.day, tzinfo=zone).timestamp()
+    folder = document_folder()
+    deleted = 0
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if not entry.is_file() or not _STORED.match(entry.name):
+            continue
+        try:
+            old = entry.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if old and _remove(entry.path):
+            deleted += 1
+            logger.info("document file %s deleted after %s days", entry.name, days)
+    if deleted:
+        log("document.pdfs_expired",
+            f"{deleted} document PDF file(s) older than {days} days deleted from {folder}",
+            after={"deleted": deleted, "days": days}, actor=actor or Actor.system("Automation"))
+        db.session.commit()
+    return {"deleted": deleted}
+
+
+# What the store writes: kind-id-digest.pdf, its .queued marker, its temporary files.
+_STORED = re.compile(r"^\.?(%s)-\d+-[0-9a-f]{64}\.pdf(\.queued|\..*\.tmp)?$" % "|".join(KINDS))

@@ -2,13 +2,14 @@
 (not sent yet) are not shown; another client's quote is not found (404)."""
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from app.activity import current_actor
 from app.billing import quotes as quote_engine
 from app.billing.automation import business_today
-from app.billing.pdf import quote_context, render_quote_pdf
+from app.billing.pdf import quote_context
+from app.document_downloads import pdf_download
 from app.extensions import db
 from app.models.billing import Quote, QuoteStage
 from app.portal import portal
@@ -42,11 +43,7 @@ def quote(quote_id: int):
 @portal.route("/quotes/<int:quote_id>/pdf")
 @requires("quotes")
 def quote_pdf(quote_id: int):
-    row = _owned_quote(quote_id)
-    response = Response(render_quote_pdf(row.id), mimetype="application/pdf")
-    response.headers.set("Content-Disposition", "attachment", filename=f"quote-{row.id}.pdf")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return pdf_download("quote", _owned_quote(quote_id).id, render_template)
 
 
 @portal.route("/quotes/<int:quote_id>/accept", methods=["POST"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
@@ -20,7 +20,8 @@ from app.billing.client_payments import applicable_credit
 from app.billing.errors import BillingError
 from app.billing.mass_payment import COMBINED_INVOICE
 from app.billing.numbering_counter import unit_of_work
-from app.billing.pdf import invoice_context, render_invoice_pdf
+from app.billing.pdf import invoice_context
+from app.document_downloads import pdf_download
 from app.extensions import db
 from app.models.billing import Invoice, InvoiceStatus
 from app.models.clients import Contact
@@ -276,13 +277,7 @@ def invoice(invoice_id: int):
 @portal.route("/invoices/<int:invoice_id>/pdf")
 @requires("invoices")
 def invoice_pdf(invoice_id: int):
-    row = _owned_invoice(invoice_id)
-    response = Response(render_invoice_pdf(row.id), mimetype="application/pdf")
-    # Headers.set quotes the name as needed (invoice number formats are staff-defined).
-    response.headers.set("Content-Disposition", "attachment",
-                         filename=f"{row.number or f'proforma-{row.id}'}.pdf")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return pdf_download("invoice", _owned_invoice(invoice_id).id, render_template)
 
 
 @portal.route("/invoices/<int:invoice_id>/credit", methods=["POST"])

@@ -290,7 +290,7 @@ def test_pdf_download_is_an_attachment(admin_client, books, db):
     response = admin_client.get(f"/invoiceview/pdf/{books['invoice']}")
     assert response.status_code == 200
     assert response.mimetype == "application/pdf"
-    assert response.headers["Content-Disposition"] == f"attachment; filename={number}.pdf"
+    assert response.headers["Content-Disposition"] == f"attachment; filename=Invoice-{number}.pdf"
     assert response.data.startswith(b"%PDF")
 
 

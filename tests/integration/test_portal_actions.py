@@ -168,7 +168,7 @@ def test_the_invoice_pdf_downloads(client_a, world):
     assert response.mimetype == "application/pdf"
     assert response.data.startswith(b"%PDF-")
     assert response.headers["Content-Disposition"] == \
-        f'attachment; filename={world["a"]["invoice_number"]}.pdf'
+        f'attachment; filename=Invoice-{world["a"]["invoice_number"]}.pdf'
 
 
 def test_draft_invoices_are_not_shown(app, client_a, world):

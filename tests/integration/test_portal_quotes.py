@@ -53,7 +53,7 @@ def test_the_client_lists_reads_and_downloads_its_quotes(client_a, quote_ids):
 
     pdf = client_a.get(f"/portal/quotes/{quote_ids['a']}/pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
-    assert pdf.headers["Content-Disposition"] == f"attachment; filename=quote-{quote_ids['a']}.pdf"
+    assert pdf.headers["Content-Disposition"] == f"attachment; filename=Quote-{quote_ids['a']}.pdf"
 
 
 @pytest.mark.parametrize("which", ["b", "draft"])
