@@ -26,8 +26,9 @@ READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # The areas of the portal by path, each with the permission needed to open its pages
 # and the one needed to change something there (any method but GET). First match
 # wins, so the narrower pattern comes first. Checked before every portal view
-# (enforce_area_permission), so a route added under an area is guarded without a
-# decorator of its own. Another module adds its area with protect_area().
+# (enforce_area_permission): this is the only permission check of the portal, so a
+# route added under an area is guarded without a decorator of its own (views say
+# only @client_login_required). Another module adds its area with protect_area().
 AREA_PERMISSIONS: list[tuple[re.Pattern, str, str]] = []
 
 
@@ -125,21 +126,6 @@ def client_login_required(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def requires(permission: str):
-    """client_login_required, plus a permission of the membership (403 without)."""
-
-    def decorate(view):
-        @wraps(view)
-        def check(*args, **kwargs):
-            if not has_permission(current_membership(), permission):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return client_login_required(check)
-
-    return decorate
 
 
 def has_permission(membership: ClientUser | None, permission: str) -> bool:

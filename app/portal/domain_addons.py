@@ -10,7 +10,7 @@ from app.billing.automation import business_today
 from app.billing.numbering_counter import unit_of_work
 from app.models.domains import Domain, DomainAddon
 from app.portal import portal
-from app.portal.access import can, owned_or_404, requires
+from app.portal.access import can, client_login_required, owned_or_404
 from app.portal.forms import ToggleForm
 from app.registrars import domain_addons as engine
 from app.registrars.domains import DomainActionError, DomainActionResult
@@ -42,7 +42,7 @@ def addon_rows(domain: Domain) -> list[dict]:
 
 
 @portal.route("/domains/<int:domain_id>/addons/<addon>", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_addon(domain_id: int, addon: str):
     row = owned_or_404(Domain, domain_id)
     form = ToggleForm()

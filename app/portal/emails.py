@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models.system import EmailMessage, EmailStatus
 from app.portal import portal
-from app.portal.access import current_client, requires
+from app.portal.access import client_login_required, current_client
 from app.portal.passwords import RESET_TEMPLATE
 from app.portal.signup import VERIFY_TEMPLATE
 from app.portal.users import INVITATION_TEMPLATE
@@ -44,7 +44,7 @@ def _visible_emails(client_id: int):
 
 
 @portal.route("/emails")
-@requires("emails")
+@client_login_required
 def emails():
     client = current_client()
     page = request.args.get("page", 1, type=int)
@@ -63,7 +63,7 @@ def emails():
 
 
 @portal.route("/emails/<int:email_id>")
-@requires("emails")
+@client_login_required
 def email(email_id: int):
     row = db.session.scalar(_visible_emails(current_client().id)
                             .where(EmailMessage.id == email_id))

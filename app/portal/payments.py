@@ -26,7 +26,7 @@ from app.gateways.base import Gateway, GatewayError, PaymentStatus
 from app.gateways.registry import enabled_gateways
 from app.models.billing import Invoice, PayMethod
 from app.portal import portal
-from app.portal.access import current_client, owned_or_404, requires
+from app.portal.access import client_login_required, current_client, owned_or_404
 from app.portal.views import OWED_STATUSES, _owned_invoice
 
 # Credit has its own form on the invoice page (the client says how much).
@@ -77,7 +77,7 @@ def _invoice_page(invoice: Invoice):
 
 
 @portal.route("/invoices/<int:invoice_id>/pay", methods=["POST"])
-@requires("invoices")
+@client_login_required
 def pay_invoice(invoice_id: int):
     invoice = _owned_invoice(invoice_id)
     form = PayForm()
@@ -117,7 +117,7 @@ def pay_invoice(invoice_id: int):
 
 
 @portal.route("/invoices/<int:invoice_id>/return/<gateway>")
-@requires("invoices")
+@client_login_required
 def payment_return(invoice_id: int, gateway: str):
     """Back from the payment page: the gateway (never the browser) says how it went."""
     invoice = _owned_invoice(invoice_id)
@@ -136,7 +136,7 @@ def payment_return(invoice_id: int, gateway: str):
 # Mass payment
 
 @portal.route("/invoices/mass-pay", methods=["GET", "POST"])
-@requires("invoices")
+@client_login_required
 def mass_pay():
     unpaid = mass_payment.payable_invoices(current_client().id)
     form = MassPayForm()
@@ -158,7 +158,7 @@ def mass_pay():
 # Adding funds
 
 @portal.route("/add-funds", methods=["GET", "POST"])
-@requires("invoices")
+@client_login_required
 def add_funds_page():
     client = current_client()
     form = AddFundsForm()
@@ -178,7 +178,7 @@ def add_funds_page():
 # Saved payment methods
 
 @portal.route("/payment-methods")
-@requires("payments")
+@client_login_required
 def payment_methods():
     rows = list(db.session.scalars(select(PayMethod).where(PayMethod.client_id == current_client().id)
                                    .order_by(PayMethod.is_default.desc(), PayMethod.id)))
@@ -195,7 +195,7 @@ def card_page_gateways() -> list[Gateway]:
 
 
 @portal.route("/payment-methods/add", methods=["POST"])
-@requires("payments")
+@client_login_required
 def add_payment_method():
     """Off to the gateway's own page to save a card; nothing is charged."""
     form = AddCardForm()
@@ -217,7 +217,7 @@ def add_payment_method():
 
 
 @portal.route("/payment-methods/added")
-@requires("payments")
+@client_login_required
 def add_payment_method_return():
     """Back from the card page (?gateway=...): the gateway, never the browser, says
     what was saved, and only into the signed-in client's own account."""
@@ -237,7 +237,7 @@ def add_payment_method_return():
 
 
 @portal.route("/payment-methods/<int:method_id>/delete", methods=["POST"])
-@requires("payments")
+@client_login_required
 def delete_payment_method(method_id: int):
     row = owned_or_404(PayMethod, method_id)
     if not DeleteForm().validate_on_submit():

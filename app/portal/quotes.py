@@ -13,7 +13,7 @@ from app.document_downloads import pdf_download
 from app.extensions import db
 from app.models.billing import Quote, QuoteStage
 from app.portal import portal
-from app.portal.access import current_client, owned_or_404, requires
+from app.portal.access import client_login_required, current_client, owned_or_404
 
 
 def _owned_quote(quote_id: int) -> Quote:
@@ -24,14 +24,14 @@ def _owned_quote(quote_id: int) -> Quote:
 
 
 @portal.route("/quotes")
-@requires("quotes")
+@client_login_required
 def quotes():
     return render_template("portal/quotes.html", quotes=quote_engine.client_quotes(current_client().id),
                            today=business_today())
 
 
 @portal.route("/quotes/<int:quote_id>")
-@requires("quotes")
+@client_login_required
 def quote(quote_id: int):
     row = _owned_quote(quote_id)
     today = business_today()
@@ -41,13 +41,13 @@ def quote(quote_id: int):
 
 
 @portal.route("/quotes/<int:quote_id>/pdf")
-@requires("quotes")
+@client_login_required
 def quote_pdf(quote_id: int):
     return pdf_download("quote", _owned_quote(quote_id).id, render_template)
 
 
 @portal.route("/quotes/<int:quote_id>/accept", methods=["POST"])
-@requires("quotes")
+@client_login_required
 def quote_accept(quote_id: int):
     """Accept the quote (CSRF-checked app-wide): it becomes an invoice to pay."""
     row = _owned_quote(quote_id)

@@ -19,7 +19,7 @@ from app.models.support import (
     Announcement, KbArticle, KbCategory, Ticket, TicketAttachment, TicketStatus,
 )
 from app.portal import portal
-from app.portal.access import current_client, is_client_user, owned_or_404, requires
+from app.portal.access import client_login_required, current_client, is_client_user, owned_or_404
 from app.portal.forms import ReplyForm, TicketForm
 from app.portal.uploads import (
     MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
@@ -60,7 +60,7 @@ def _save_with_files(form, action):
 
 
 @portal.route("/tickets")
-@requires("tickets")
+@client_login_required
 def tickets():
     client = current_client()
     rows = list(db.session.scalars(
@@ -70,7 +70,7 @@ def tickets():
 
 
 @portal.route("/tickets/new", methods=["GET", "POST"])
-@requires("tickets")
+@client_login_required
 def new_ticket():
     client = current_client()
     form = TicketForm()
@@ -92,7 +92,7 @@ def new_ticket():
 
 
 @portal.route("/tickets/<int:ticket_id>")
-@requires("tickets")
+@client_login_required
 def ticket(ticket_id: int):
     row = owned_or_404(Ticket, ticket_id)
     attachments_by_reply: dict[int | None, list[TicketAttachment]] = {}
@@ -104,7 +104,7 @@ def ticket(ticket_id: int):
 
 
 @portal.route("/tickets/<int:ticket_id>/reply", methods=["POST"])
-@requires("tickets")
+@client_login_required
 def ticket_reply(ticket_id: int):
     row = owned_or_404(Ticket, ticket_id)
     form = ReplyForm()
@@ -122,7 +122,7 @@ def ticket_reply(ticket_id: int):
 
 
 @portal.route("/tickets/<int:ticket_id>/close", methods=["POST"])
-@requires("tickets")
+@client_login_required
 def ticket_close(ticket_id: int):
     row = owned_or_404(Ticket, ticket_id)
     try:
@@ -137,7 +137,7 @@ def ticket_close(ticket_id: int):
 
 
 @portal.route("/tickets/<int:ticket_id>/replies/<int:reply_id>/rate", methods=["POST"])
-@requires("tickets")
+@client_login_required
 def ticket_rate(ticket_id: int, reply_id: int):
     """The client rates a staff answer from 1 to 5 (CSRF-checked by the app-wide guard)."""
     row = owned_or_404(Ticket, ticket_id)
@@ -157,7 +157,7 @@ def ticket_rate(ticket_id: int, reply_id: int):
 
 
 @portal.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>")
-@requires("tickets")
+@client_login_required
 def ticket_attachment(ticket_id: int, attachment_id: int):
     row = owned_or_404(Ticket, ticket_id)
     attachment = db.session.scalar(select(TicketAttachment).where(

@@ -22,7 +22,7 @@ from app.extensions import db
 from app.models.clients import CLIENT_PERMISSIONS
 from app.portal import portal
 from app.portal.access import (
-    OWNER_ONLY, current_client, is_client_user, memberships_of, requires, select_client,
+    client_login_required, current_client, is_client_user, memberships_of, select_client,
 )
 from app.portal.forms import email_field
 from app.portal.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -78,13 +78,13 @@ def _users_page(invite_form=None, status: int = 200):
 
 
 @portal.route("/users")
-@requires(OWNER_ONLY)
+@client_login_required
 def account_users_page():
     return _users_page()
 
 
 @portal.route("/users/invite", methods=["POST"])
-@requires(OWNER_ONLY)
+@client_login_required
 def invite_account_user():
     form = InviteForm()
     if not form.validate_on_submit():
@@ -126,7 +126,7 @@ def _own_member_or_404(membership_id: int) -> int:
 
 
 @portal.route("/users/<int:membership_id>/permissions", methods=["POST"])
-@requires(OWNER_ONLY)
+@client_login_required
 def account_user_permissions(membership_id: int):
     client_id = _own_member_or_404(membership_id)
     wanted = request.form.getlist("permissions")
@@ -136,7 +136,7 @@ def account_user_permissions(membership_id: int):
 
 
 @portal.route("/users/<int:membership_id>/remove", methods=["POST"])
-@requires(OWNER_ONLY)
+@client_login_required
 def remove_account_user(membership_id: int):
     client_id = _own_member_or_404(membership_id)
     return _owner_change(lambda: remove_user(client_id, membership_id, current_actor()),
@@ -144,7 +144,7 @@ def remove_account_user(membership_id: int):
 
 
 @portal.route("/users/invitations/<int:invitation_id>/cancel", methods=["POST"])
-@requires(OWNER_ONLY)
+@client_login_required
 def cancel_account_invitation(invitation_id: int):
     client_id = current_client().id
     if not any(row.id == invitation_id for row in open_invitations(client_id)):

@@ -29,12 +29,13 @@ from app.models.domains import Domain, DomainStatus
 from app.models.orders import Service, ServiceStatus
 from app.models.support import Announcement, Ticket, TicketStatus
 from app.portal import portal
-from app.portal.access import can, client_login_required, current_client, owned_or_404, requires
+from app.portal.access import can, client_login_required, current_client, owned_or_404
 from app.portal.account import AccountError, change_email, update_profile
 from app.portal.forms import (
     ButtonForm, CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm,
     ToggleForm,
 )
+from app.portal.landing import landing_page
 from app.portal.support import published_announcements
 from app.registrars import domains as domain_engine
 from app.registrars.domain_settings import (
@@ -56,8 +57,15 @@ def _client_rows(model, *conditions, order_by=()):
 
 
 @portal.route("/")
-@client_login_required
 def dashboard():
+    """A signed-in client's dashboard; a visitor gets the public landing page."""
+    if not current_user.is_authenticated:
+        return landing_page()
+    return client_dashboard()
+
+
+@client_login_required
+def client_dashboard():
     client = current_client()
     today = date.today()
     latest = published_announcements().order_by(Announcement.published_at.desc()).limit(3)
@@ -85,7 +93,7 @@ def dashboard():
 # Services
 
 @portal.route("/services")
-@requires("products")
+@client_login_required
 def services():
     rows = _client_rows(Service, order_by=(Service.status != ServiceStatus.ACTIVE.value,
                                            Service.id.desc()))
@@ -93,7 +101,7 @@ def services():
 
 
 @portal.route("/services/<int:service_id>")
-@requires("products")
+@client_login_required
 def service(service_id: int):
     row = owned_or_404(Service, service_id)
     pending = open_request(row.id)
@@ -104,7 +112,7 @@ def service(service_id: int):
 
 
 @portal.route("/services/<int:service_id>/cancel", methods=["GET", "POST"])
-@requires("manageproducts")
+@client_login_required
 def cancel_service(service_id: int):
     row = owned_or_404(Service, service_id)
     form = CancellationForm()
@@ -123,7 +131,7 @@ def cancel_service(service_id: int):
 # Domains
 
 @portal.route("/domains")
-@requires("domains")
+@client_login_required
 def domains():
     rows = _client_rows(Domain, order_by=(Domain.status != DomainStatus.ACTIVE.value,
                                           Domain.expiry_date, Domain.name))
@@ -131,7 +139,7 @@ def domains():
 
 
 @portal.route("/domains/<int:domain_id>")
-@requires("domains")
+@client_login_required
 def domain(domain_id: int):
     row = owned_or_404(Domain, domain_id)
     nameservers = NameserversForm(data={f"ns{n}": name
@@ -167,14 +175,14 @@ def _wanted_state() -> bool:
 
 
 @portal.route("/domains/<int:domain_id>/auto-renew", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_auto_renew(domain_id: int):
     wanted = _wanted_state()
     return _domain_change(domain_id, lambda row: set_auto_renew(row.id, wanted, current_actor()))
 
 
 @portal.route("/domains/<int:domain_id>/lock", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_lock(domain_id: int):
     wanted = _wanted_state()
     return _domain_change(domain_id,
@@ -182,7 +190,7 @@ def domain_lock(domain_id: int):
 
 
 @portal.route("/domains/<int:domain_id>/nameservers", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_nameservers(domain_id: int):
     form = NameserversForm()
     if not form.validate_on_submit():
@@ -197,7 +205,7 @@ def _checked_button() -> None:
 
 
 @portal.route("/domains/<int:domain_id>/epp-code", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_epp_code(domain_id: int):
     """Ask the registrar for the transfer code; it goes to the client by email only."""
     row = owned_or_404(Domain, domain_id)
@@ -221,7 +229,7 @@ def domain_epp_code(domain_id: int):
 
 
 @portal.route("/domains/<int:domain_id>/renew", methods=["POST"])
-@requires("managedomains")
+@client_login_required
 def domain_renew(domain_id: int):
     """Invoice the renewal now (or show the open renewal invoice); paying it renews."""
     row = owned_or_404(Domain, domain_id)
@@ -248,7 +256,7 @@ def _owned_invoice(invoice_id: int) -> Invoice:
 
 
 @portal.route("/invoices")
-@requires("invoices")
+@client_login_required
 def invoices():
     shown = request.args.get("status", "")
     # A mass payment's combined invoice is listed once paid (the receipt); until then
@@ -264,7 +272,7 @@ def invoices():
 
 
 @portal.route("/invoices/<int:invoice_id>")
-@requires("invoices")
+@client_login_required
 def invoice(invoice_id: int):
     row = _owned_invoice(invoice_id)
     offer = applicable_credit(row)
@@ -275,13 +283,13 @@ def invoice(invoice_id: int):
 
 
 @portal.route("/invoices/<int:invoice_id>/pdf")
-@requires("invoices")
+@client_login_required
 def invoice_pdf(invoice_id: int):
     return pdf_download("invoice", _owned_invoice(invoice_id).id, render_template)
 
 
 @portal.route("/invoices/<int:invoice_id>/credit", methods=["POST"])
-@requires("invoices")
+@client_login_required
 def invoice_pay_with_credit(invoice_id: int):
     row = _owned_invoice(invoice_id)
     form = CreditForm()
@@ -301,7 +309,7 @@ def invoice_pay_with_credit(invoice_id: int):
 # The account
 
 @portal.route("/account", methods=["GET", "POST"])
-@requires("profile")
+@client_login_required
 def account():
     client = current_client()
     form = ProfileForm(obj=client)
@@ -321,7 +329,7 @@ def account():
 
 
 @portal.route("/account/email", methods=["POST"])
-@requires("profile")
+@client_login_required
 def account_email():
     client = current_client()
     form = EmailChangeForm()
@@ -345,7 +353,7 @@ def account_email():
 
 
 @portal.route("/contacts")
-@requires("contacts")
+@client_login_required
 def contacts():
     rows = _client_rows(Contact, order_by=(Contact.last_name, Contact.first_name))
     return render_template("portal/contacts.html", contacts=rows)

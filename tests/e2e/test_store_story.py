@@ -185,6 +185,19 @@ def test_visitor_orders_pays_and_gets_support(store_browser, shop, fake_rdap, ap
 
 def walk_store_pages(browser, shop) -> None:
     driver = browser.driver
+    # The landing page, a visitor's front door: the business, its plans' starting
+    # price, and a domain search that opens the store's.
+    browser.open("/portal/")
+    company = driver.find_element(By.CSS_SELECTOR, ".navbar-brand .brand-name").text
+    assert driver.find_element(By.ID, "landing-company").text == company != ""
+    assert "from $10.00 / Monthly" in driver.find_element(By.ID, "landing-plans").text
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    assert_local_and_clean(browser)
+    browser.screenshot("landing")
+    driver.find_element(By.ID, "landing-domain-query").send_keys("fresh-name.com")
+    click(browser, driver.find_element(By.CSS_SELECTOR, "#landing-domain-search button"))
+    wait_path(browser, r"/portal/store/domains\?q=fresh-name\.com", "the domain search")
+    assert "fresh-name.com" in visible_text(browser)
     browser.open("/portal/store")
     assert "$10.00" in visible_text(browser) or "$100.00" in visible_text(browser)
     assert_local_and_clean(browser)

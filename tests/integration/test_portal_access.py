@@ -232,8 +232,8 @@ def test_staff_signing_in_at_the_portal_are_refused(app, staff):
     assert response.status_code == 403
     assert "This sign-in is for clients" in text_of(response)
     assert 'href="/login/"' in text_of(response)
-    # Not signed in: the portal still wants a sign-in.
-    assert http.get("/portal/").headers["Location"].startswith("/portal/login")
+    # Not signed in: the portal still wants a sign-in (/portal/ is the public landing page).
+    assert http.get("/portal/invoices").headers["Location"].startswith("/portal/login")
 
 
 def test_a_signed_in_staff_member_opening_the_portal_is_told_why_not(app, admin_client):
@@ -287,7 +287,7 @@ def test_a_login_linked_to_no_open_account_cannot_sign_in(app, world):
     http = app.test_client()
     response = portal_login(http, "orphan@clients.test", follow=True)
     assert "not linked to any open client account" in text_of(response)
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/invoices").status_code == 302
     # The owner of a closed account is refused the same way.
     response = portal_login(http, world["user_b"], follow=True)
     assert "not linked to any open client account" in text_of(response)

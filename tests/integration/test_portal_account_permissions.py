@@ -32,6 +32,12 @@ OUTSIDE_AREAS = {
     "portal.configure", "portal.cart", "portal.cart_remove", "portal.cart_update",
     "portal.cart_empty", "portal.cart_promotion",
 }
+# Pages inside an area that a signed-out visitor may use: checkout makes the
+# visitor's account, and a guest opens and follows a ticket with its access code.
+VISITOR_PAGES_IN_AREAS = {
+    "portal.checkout", "portal.guest_new_ticket", "portal.guest_ticket",
+    "portal.guest_ticket_reply", "portal.guest_ticket_attachment",
+}
 ARGUMENT = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
@@ -140,3 +146,33 @@ def test_a_login_holding_every_permission_is_let_through(app, world, logins):
             assert status == 403, path   # only the owner, whatever else the login holds
         else:
             assert status != 403, path
+
+
+def test_signed_out_visitors_and_staff_are_sent_away_from_every_area_route(app, world,
+                                                                           admin_client):
+    """The area check lets signed-out visitors and staff through to the views, whose
+    own sign-in check (client_login_required) must then stop them on every route of
+    every area: the login page for a visitor, the staff notice for staff (but for
+    the pages of an area made for visitors, below)."""
+    a = world["a"]
+    ids = {"service_id": a["service"], "domain_id": a["domain"], "invoice_id": a["invoice"],
+           "ticket_id": a["ticket"], "attachment_id": a["attachment"]}
+    visitor = app.test_client()
+    walked = set()
+    for rule in portal_rules(app):
+        path = concrete_path(rule, ids)
+        for method in methods_of(rule):
+            if not permissions_for_path(path, method) or rule.endpoint in VISITOR_PAGES_IN_AREAS:
+                continue
+            answer = visitor.open(path, method=method, data={})
+            assert answer.status_code == 302, f"{method} {path}"
+            assert answer.headers["Location"].startswith("/portal/login"), f"{method} {path}"
+            staff_answer = admin_client.open(path, method=method, data={})
+            assert staff_answer.status_code == 302, f"{method} {path} (staff)"
+            assert staff_answer.headers["Location"] == "/portal/staff", f"{method} {path}"
+            walked.add(rule.endpoint)
+    assert {"portal.invoices", "portal.service_upgrade", "portal.domain_lock",
+            "portal.tickets", "portal.account_users_page", "portal.order_complete"} <= walked
+    with app.app_context():
+        from app.models.orders import Upgrade
+        assert db.session.query(Upgrade).count() == 0

@@ -168,7 +168,7 @@ def test_changing_the_password_needs_the_current_one(app, client_a, world):
                                   .where(ActivityLog.action == "client_password_changed"))
         assert entry.client_id == world["a"]["client"] and NEW_PASSWORD not in entry.description
     # This session goes on; the old password no longer signs in, the new one does.
-    assert client_a.get("/portal/").status_code == 200
+    assert client_a.get("/portal/services").status_code == 200
     assert "Wrong email address" in text_of(portal_login(app.test_client(), world["user_a"]))
     assert portal_login(app.test_client(), world["user_a"], NEW_PASSWORD).status_code == 302
 
@@ -176,15 +176,15 @@ def test_changing_the_password_needs_the_current_one(app, client_a, world):
 def test_a_password_change_signs_other_devices_out(app, client_a, world):
     laptop = app.test_client()
     portal_login(laptop, world["user_a"])
-    assert laptop.get("/portal/").status_code == 200
+    assert laptop.get("/portal/services").status_code == 200
     client_a.post("/portal/security/password", data={
         "current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     response = laptop.get("/portal/invoices")
     assert response.status_code == 302
     assert response.headers["Location"] == "/portal/login?next=/portal/invoices"
     assert "Your password was changed" in text_of(laptop.get(response.headers["Location"]))
-    assert laptop.get("/portal/").status_code == 302  # signed out for good
-    assert client_a.get("/portal/").status_code == 200
+    assert laptop.get("/portal/invoices").status_code == 302  # signed out for good
+    assert client_a.get("/portal/services").status_code == 200
 
 
 def test_an_idle_session_ends(app, world, session_clock):
@@ -193,15 +193,15 @@ def test_an_idle_session_ends(app, world, session_clock):
     idle = app.config["PORTAL_IDLE_TIMEOUT_SECONDS"]
     assert idle == 3600
     session_clock.advance(idle - 60)
-    assert http.get("/portal/").status_code == 200   # activity moves the idle clock on
+    assert http.get("/portal/services").status_code == 200   # activity moves the idle clock on
     session_clock.advance(idle - 60)
-    assert http.get("/portal/").status_code == 200
+    assert http.get("/portal/services").status_code == 200
     session_clock.advance(idle + 1)
     response = http.get("/portal/services")
     assert response.status_code == 302
     assert response.headers["Location"] == "/portal/login?next=/portal/services"
     assert "Your session has expired" in text_of(http.get(response.headers["Location"]))
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/services").status_code == 302
 
 
 def test_a_busy_session_still_ends_after_its_lifetime(app, world, session_clock):
@@ -211,9 +211,9 @@ def test_a_busy_session_still_ends_after_its_lifetime(app, world, session_clock)
     step = 1800
     for _ in range(lifetime // step):
         session_clock.advance(step)
-        assert http.get("/portal/").status_code == 200
+        assert http.get("/portal/services").status_code == 200
     session_clock.advance(step)
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/services").status_code == 302
     # A posted form after expiry changes nothing and is sent to sign in.
     response = http.post("/portal/security/password", data={
         "current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
@@ -251,5 +251,5 @@ def test_the_expiry_message_is_in_the_users_language(app, world, session_clock):
     http.post("/portal/language", data={"language": "de", "next": "/portal/"})
     portal_login(http, world["user_a"])
     session_clock.advance(app.config["PORTAL_IDLE_TIMEOUT_SECONDS"] + 1)
-    response = http.get("/portal/", follow_redirects=True)
+    response = http.get("/portal/services", follow_redirects=True)
     assert "Ihre Sitzung ist abgelaufen" in text_of(response)

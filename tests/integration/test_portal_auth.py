@@ -31,7 +31,7 @@ def test_sign_in_then_sign_out(app, world):
     http = app.test_client()
     response = portal_login(http, world["user_a"])
     assert response.status_code == 302 and response.headers["Location"] == "/portal/"
-    assert http.get("/portal/").status_code == 200
+    assert http.get("/portal/services").status_code == 200
     with app.app_context():
         client = db.session.get(Client, world["a"]["client"])
         assert client.last_login_at is not None
@@ -40,7 +40,7 @@ def test_sign_in_then_sign_out(app, world):
     assert http.get("/portal/logout").status_code == 405  # a link cannot sign anyone out
     response = http.post("/portal/logout")
     assert response.status_code == 302 and response.headers["Location"] == "/portal/login"
-    assert http.get("/portal/").headers["Location"].startswith("/portal/login")
+    assert http.get("/portal/invoices").headers["Location"].startswith("/portal/login")
 
 
 def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(app, world):
@@ -50,7 +50,7 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(app, wo
     for response in (wrong_password, unknown_email):
         assert response.status_code == 200
         assert "Wrong email address or password." in text_of(response)
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/invoices").status_code == 302
 
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_off_the_portal(app, world):
@@ -71,12 +71,12 @@ def test_the_session_is_permanent_and_expires_after_its_lifetime(app, world, mon
     response = portal_login(http, world["user_a"])
     cookie = response.headers["Set-Cookie"]
     assert "Expires=" in cookie and "HttpOnly" in cookie
-    assert http.get("/portal/").status_code == 200
+    assert http.get("/portal/services").status_code == 200
     lifetime = int(app.permanent_session_lifetime.total_seconds())
     # The signed session cookie is older than the lifetime: it no longer counts.
     monkeypatch.setattr(TimestampSigner, "get_timestamp",
                         lambda self: int(time.time()) + lifetime + 60)
-    response = http.get("/portal/")
+    response = http.get("/portal/invoices")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/portal/login")
 
@@ -112,13 +112,13 @@ def test_two_factor_users_give_a_code_after_the_password(app, world, clock):
     response = portal_login(http, world["user_a"])
     assert response.status_code == 302 and response.headers["Location"] == "/portal/login/code"
     # The password alone signs nobody in.
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/invoices").status_code == 302
     page = http.get("/portal/login/code")
     assert page.status_code == 200 and "authenticator app" in text_of(page)
 
     wrong = http.post("/portal/login/code", data={"code": "000000"})
     assert wrong.status_code == 200 and "That code is not valid" in text_of(wrong)
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/invoices").status_code == 302
 
     right = http.post("/portal/login/code", data={"code": pyotp.TOTP(secret).at(clock.now)})
     assert right.status_code == 302 and right.headers["Location"] == "/portal/"
@@ -133,7 +133,7 @@ def test_the_code_step_expires(app, world, clock):
     clock.advance(600)
     response = http.post("/portal/login/code", data={"code": pyotp.TOTP(secret).at(clock.now)})
     assert response.status_code == 302 and response.headers["Location"] == "/portal/login"
-    assert http.get("/portal/").status_code == 302
+    assert http.get("/portal/invoices").status_code == 302
 
 
 @pytest.fixture
@@ -230,7 +230,7 @@ def test_forms_without_the_csrf_token_are_refused(app, world, monkeypatch):
     http = app.test_client()
     refused = http.post("/portal/login", data={"email": world["user_a"], "password": PASSWORD})
     assert refused.status_code == 400 and "Form expired" in text_of(refused)
-    assert http.get("/portal/").status_code == 302  # not signed in
+    assert http.get("/portal/invoices").status_code == 302  # not signed in
 
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
                       text_of(http.get("/portal/login"))).group(1)

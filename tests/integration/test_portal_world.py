@@ -186,8 +186,8 @@ def test_public_pages_need_no_sign_in(app, client):
         db.session.add(KbArticle(category_id=category.id, title="Set up Thunderbird",
                                  slug="set-up-thunderbird", body="<p>Open the settings.</p>"))
         db.session.commit()
-    assert client.get("/portal/knowledgebase").status_code == 200
-    assert client.get("/portal/announcements").status_code == 200
+    for public in ("/portal/", "/portal/knowledgebase", "/portal/announcements"):
+        assert client.get(public).status_code == 200, public
     assert "Set up Thunderbird" in text_of(client.get("/portal/knowledgebase?q=thunder"))
 
 
