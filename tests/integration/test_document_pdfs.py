@@ -266,3 +266,15 @@ def test_nothing_else_in_the_folder_is_touched(app, folder, client_a, world):
     with app.app_context():
         assert run_step("expire_document_pdfs", date.today())["counts"]["deleted"] == 0
     assert stranger.read_text() == "kept"
+
+
+def test_the_staff_waiting_page_has_the_staff_layout(db, folder, admin_client, books,  # noqa: F811
+                                                     lazy_worker):
+    url = f"/invoiceview/pdf/{books['invoice']}"
+    waiting = admin_client.get(url)
+    assert waiting.status_code == 202
+    page = waiting.get_data(as_text=True)
+    assert "Preparing your PDF" in page and 'class="page-header"' in page
+    assert f'data-download-url="http://localhost{url}"' in page
+    assert admin_client.get(f"{url}?status=1").get_json()["ready"] is False
+    assert pdfs(folder) == []
