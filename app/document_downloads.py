@@ -26,11 +26,11 @@ def pdf_download(kind: str, record_id: int, render_page: Callable[..., str]) -> 
     if request.args.get("status"):
         if pdf is not None:
             pdf.close()
-        return _private(jsonify({"ready": pdf is not None, "download_url": request.base_url}))
+        return _private(jsonify({"ready": pdf is not None, "download_url": request.path}))
     if pdf is None:
         page = render_page("pdf_preparing.html", download_name=document.download_name,
-                           status_url=f"{request.base_url}?status=1",
-                           download_url=request.base_url)
+                           status_url=f"{request.path}?status=1",
+                           download_url=request.path)
         return _private(make_response(page, 202))
     # Served from the open file: a cleanup between the check and the read changes nothing.
     return _private(send_file(pdf, mimetype="application/pdf", as_attachment=True,
