@@ -161,14 +161,16 @@ def _reroute() -> None:
 @pytest.fixture
 def lazy_worker(app):
     """Celery not in-process: tasks go to a queue of their own that no worker reads
-    (the moment before a worker picks the task up)."""
+    (the moment before a worker picks the task up). On exit, exactly
+    lazy_worker["left"] tasks (one by default) must still be waiting there."""
     queue = f"tallyhost-test-{uuid.uuid4().hex[:10]}"
+    state = {"queue": queue, "left": 1}
     eager, routes = celery.conf.task_always_eager, celery.conf.task_routes
     celery.conf.task_always_eager = False
     celery.conf.task_routes = {"app.document_tasks.make_document_pdf": {"queue": queue}}
     _reroute()
     try:
-        yield queue
+        yield state
     finally:
         celery.conf.task_always_eager, celery.conf.task_routes = eager, routes
         _reroute()
@@ -176,7 +178,7 @@ def lazy_worker(app):
             channel = connection.default_channel
             waiting = channel.queue_purge(queue)
             channel.queue_delete(queue)
-        assert waiting == 1, f"{waiting} tasks were sent (one expected)"
+        assert waiting == state["left"], f"{waiting} tasks left waiting, {state['left']} expected"
 
 
 def test_the_waiting_page_polls_until_the_worker_has_made_the_pdf(app, folder, client_a, world,
@@ -287,3 +289,25 @@ def test_the_staff_waiting_page_has_the_staff_layout(db, folder, admin_client, b
     assert f'data-download-url="{url}"' in page
     assert admin_client.get(f"{url}?status=1").get_json()["ready"] is False
     assert pdfs(folder) == []
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL for a real Celery worker")
+def test_a_real_worker_makes_the_pdf_the_page_waits_for(app, folder, client_a, world, lazy_worker,
+                                                        tmp_path):
+    from tests.integration.test_celery_workers import workers
+
+    url = f"/portal/invoices/{world['a']['invoice']}/pdf"
+    os.environ["DOCUMENT_FOLDER"] = str(folder)
+    try:
+        assert client_a.get(url).status_code == 202  # asked before any worker is up
+        lazy_worker["left"] = 0  # the worker takes it
+        with workers(1, lazy_worker["queue"], tmp_path):
+            deadline = time.monotonic() + 120
+            while not client_a.get(f"{url}?status=1").get_json()["ready"]:
+                assert time.monotonic() < deadline, "the worker made no PDF in 2 minutes"
+                time.sleep(0.5)
+    finally:
+        os.environ.pop("DOCUMENT_FOLDER", None)
+    download = client_a.get(url)
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    assert len(pdfs(folder)) == 1
