@@ -89,16 +89,23 @@ def _sold_rows() -> list[Tld]:
     return list(db.session.scalars(select(Tld).where(priced).order_by(Tld.sort_order, Tld.extension)))
 
 
-def split_domain(domain: str, tld_rows: list[Tld] | None = None) -> tuple[str, str]:
+def split_domain(domain: str, tld_rows: list[Tld] | None = None, *,
+                 registered: bool = False) -> tuple[str, str]:
     """(label, tld) of a normalised name: the one TLD rule of the store, the cart,
     checkout, the WHMCS API and the registrar modules. The TLD is the longest of the
     business's TLDs that ends the name ("co.uk" before "uk"), and one label comes
     before it. DomainNameError, with the reason, when none of its TLDs ends the name
     (TldNotSold) or more than one label is left ("www.example.com"; or "shop.co.uk"
-    when .uk is sold and .co.uk is not)."""
+    when .uk is sold and .co.uk is not).
+
+    registered: the name is a domain we already manage (nameservers, addons). Its TLD
+    may no longer be sold here; then its last label is taken as the TLD, so staff and
+    clients can still manage a domain whose extension the business has delisted."""
     rows = tld_rows if tld_rows is not None else _tld_rows()
     known = sorted((row.extension.lstrip(".").lower() for row in rows), key=len, reverse=True)
     tld = next((ext for ext in known if domain.endswith("." + ext)), None)
+    if tld is None and registered and "." in domain:
+        tld = domain.rsplit(".", 1)[1]
     if tld is None:
         raise TldNotSold(domain)
     label = domain[: -len(tld) - 1]

@@ -469,7 +469,6 @@ def ensure_epp_template() -> EmailTemplate:
 def push_nameservers(domain: Domain, names: list[str]) -> None:
     """Send nameservers to the registrar; DomainActionError if it refuses."""
     module = module_for(domain)
-    check_name(domain.name)  # the registrar is sent the name's label and TLD apart
     try:
         module.set_nameservers(domain.name, names)
     except RegistrarError as error:
@@ -631,7 +630,6 @@ def registrar_nameservers(domain_id: int) -> list[str]:
     if not has_module(domain):
         return domain.nameserver_list
     module = module_for(domain)
-    check_name(domain.name)  # the registrar is asked with the name's label and TLD apart
     try:
         return list(module.get_nameservers(domain.name).nameservers)
     except RegistrarError as error:

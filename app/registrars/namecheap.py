@@ -168,7 +168,7 @@ class NamecheapRegistrar(RegistrarModule):
     @staticmethod
     def _sld_tld(domain: str) -> dict[str, str]:
         from app.registrars.availability import split_domain
-        label, tld = split_domain(domain)
+        label, tld = split_domain(domain, registered=True)  # only used on registered names
         return {"SLD": label, "TLD": tld}
 
     # Actions

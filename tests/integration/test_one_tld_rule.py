@@ -120,3 +120,25 @@ def test_a_name_no_tld_sold_here_fits_is_refused_alike_and_changes_nothing(
     assert db.session.scalar(select(func.count()).select_from(Order)) == 0
     assert db.session.scalar(select(func.count()).select_from(Domain)) == 1
     assert fake_namecheap.requests == []
+
+
+def test_a_registered_domain_whose_tld_is_no_longer_sold_can_still_be_managed(
+        db, fake_namecheap):  # noqa: F811
+    from datetime import date
+
+    from app.registrars.domains import registrar_nameservers
+
+    sell(db, {".com": ("9.00", "namecheap")})  # .xyz was sold once, and is no longer
+    fake_namecheap.own("mine.xyz", date(2027, 1, 1))
+    domain = factories.domain(owner(), "mine.xyz", registrar="namecheap")
+    db.session.commit()
+
+    domain_settings.set_nameservers(domain.id, ["ns1.host.test", "ns2.host.test"], STAFF)
+    _, sent = fake_namecheap.requests[-1]
+    assert (sent["SLD"], sent["TLD"]) == ("mine", "xyz")
+    assert fake_namecheap.domains["mine.xyz"]["nameservers"] == ["ns1.host.test", "ns2.host.test"]
+    assert registrar_nameservers(domain.id) == ["ns1.host.test", "ns2.host.test"]
+    # Ordering one is still refused: the store sells only what the TLD table lists.
+    with pytest.raises(OrderError, match="We do not sell .xyz domains"):
+        price_cart(Cart("USD", [CartLine("domain", domain="new.xyz", domain_action="register",
+                                         years=1)]))

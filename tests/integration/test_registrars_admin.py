@@ -14,7 +14,6 @@ from app.registrars.local import LocalRegistrar
 from tests import factories
 from tests.fakes.namecheap_server import fake_namecheap  # noqa: F401  (fixture)
 from tests.integration.test_registrars_availability import sell_tld
-from tests.integration.test_registrars_availability import sell_tld
 
 
 def text(response) -> str:
