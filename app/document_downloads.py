@@ -31,7 +31,7 @@ def pdf_download(kind: str, record_id: int, render_page: Callable[..., str]) -> 
         page = render_page("pdf_preparing.html", download_name=document.download_name,
                            status_url=f"{request.path}?status=1",
                            download_url=request.path)
-        return _private(make_response(page, 202))
+        return _private(make_response(page))
     # Served from the open file: a cleanup between the check and the read changes nothing.
     return _private(send_file(pdf, mimetype="application/pdf", as_attachment=True,
                               download_name=document.download_name, max_age=0))
