@@ -69,6 +69,8 @@ def emailed_link(app, to: str) -> str:
 
 def test_a_visitor_opens_a_ticket_and_follows_it_by_the_emailed_link(app, desk):
     visitor = app.test_client()
+    # A visitor finds the form from any public page's menu.
+    assert 'href="/portal/tickets/submit" id="nav-contact"' in text_of(visitor.get("/portal/"))
     page = text_of(visitor.get("/portal/tickets/submit"))
     # Only the departments a guest may write to are offered.
     assert ">Sales</option>" in page and "Abuse" not in page and "Billing" not in page
