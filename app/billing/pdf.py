@@ -303,8 +303,8 @@ def _invoice_html(record_id: int) -> tuple[str, str]:
     invoice = db.session.get(Invoice, record_id)
     if invoice is None:
         raise DocumentNotFound(f"no invoice with id {record_id}")
-    name = (f"Invoice-{_file_part(invoice.number)}" if invoice.number and _file_part(invoice.number)
-            else f"Proforma-{invoice.id}")
+    number = _file_part(invoice.number or "")
+    name = f"Invoice-{number}" if number else f"Proforma-{invoice.id}"
     return render_template("documents/invoice.html", **invoice_context(invoice)), f"{name}.pdf"
 
 
