@@ -11,9 +11,11 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from wtforms.validators import NumberRange, Optional, ValidationError
 
+from app import custom_fields
 from app.admin.clients import (
     AuditedModelView, choice_field, required, status_label, when, yes_no,
 )
+from app.custom_fields import choices_of, value_problem
 from app.extensions import db
 from app.models.base import mask_secret
 from app.models.system import (
@@ -22,8 +24,8 @@ from app.models.system import (
 )
 
 EMAIL_TEMPLATE_TYPES = ("general", "product", "domain", "invoice", "support", "admin")
-CUSTOM_FIELD_TARGETS = ("client", "product", "support")
-CUSTOM_FIELD_TYPES = ("text", "link", "password", "dropdown", "tickbox", "textarea")
+CUSTOM_FIELD_TARGETS = custom_fields.TARGETS
+CUSTOM_FIELD_TYPES = custom_fields.FIELD_TYPES
 
 READ_ONLY = ["can_list", "can_show"]
 
@@ -227,27 +229,9 @@ def valid_regex(form, field) -> None:
         raise ValidationError(f"This is not a valid regular expression: {exc}.")
 
 
-def choices_of(options: str | None) -> list[str]:
-    return [choice.strip() for choice in (options or "").split(",") if choice.strip()]
-
-
 def options_for_dropdown(form, field) -> None:
     if form.field_type.data == "dropdown" and not choices_of(field.data):
         raise ValidationError("A dropdown needs its choices, separated by commas.")
-
-
-def value_problem(custom_field: CustomField, value: str | None) -> str | None:
-    """Why a value does not fit its custom field (required, format, choices), if it
-    does not."""
-    value = value or ""
-    if custom_field.required and not value.strip():
-        return f"{custom_field.name} is required."
-    if value and custom_field.regex and not re.fullmatch(custom_field.regex, value):
-        return f"This value does not have the format {custom_field.name} needs."
-    choices = choices_of(custom_field.options)
-    if value and custom_field.field_type == "dropdown" and value not in choices:
-        return f"Choose one of: {', '.join(choices)}."
-    return None
 
 
 def value_fits_field(form, field) -> None:
@@ -303,6 +287,7 @@ class CustomFieldValueView(AuditedModelView):
         problem = value_problem(item.field, item.value)
         if problem:
             raise ValueError(problem)
+        item.value = custom_fields.normalise(item.field, item.value)
 
 
 class CustomFieldView(AuditedModelView):

@@ -39,6 +39,7 @@ from app.activity import Actor, log
 from app.billing.errors import BillingError
 from app.billing.eu_vat import REVERSE_CHARGE_NOTE
 from app.billing.money import to_money
+from app.custom_fields import invoice_values
 from app.extensions import db
 from app.models.billing import CreditNote, Invoice, InvoiceStatus, PaymentGateway, Quote
 from app.models.catalog import Currency
@@ -203,6 +204,9 @@ def invoice_context(invoice: Invoice) -> dict:
         "invoice": invoice,
         "business": _business(),
         "client": _client_party(invoice.client),
+        # the client's custom fields marked "show on invoice" (name, value)
+        "client_fields": [(shown.name, "Yes" if shown.field_type == "tickbox" else shown.value)
+                          for shown in invoice_values(invoice.client_id)],
         "currency_code": currency.code,
         "money": functools.partial(format_money, currency=currency),
         "issued": format_date(invoice.date),

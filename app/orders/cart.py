@@ -36,6 +36,9 @@ class CartLine:
     id_protection: bool = False
     dns_management: bool = False
     email_forwarding: bool = False
+    # Product lines: the product's custom fields as answered (field id -> value),
+    # checked by app.custom_fields when the order is created.
+    custom_fields: dict[int, str] = field(default_factory=dict)
     # Staff only (the API's priceoverride): the first period's price of a product line.
     # Never stored with the cart (to_dict leaves it out), so no visitor can set it.
     price_override: Decimal | None = None
@@ -45,6 +48,7 @@ class CartLine:
         data.pop("price_override")
         # JSON object keys are strings; from_dict turns them back into ints.
         data["config_options"] = {str(k): v for k, v in self.config_options.items()}
+        data["custom_fields"] = {str(k): v for k, v in self.custom_fields.items()}
         return data
 
     @classmethod
@@ -65,6 +69,7 @@ class CartLine:
                 dns_management=bool(d.get("dns_management", False)),
                 # absent from carts saved before email forwarding was sold
                 email_forwarding=bool(d.get("email_forwarding", False)),
+                custom_fields={int(k): str(v) for k, v in (d.get("custom_fields") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise OrderError("The cart could not be read.") from exc

@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app import settings
+from app import custom_fields, settings
 from app.activity import Actor, log
 from app.billing import invoicing
 from app.billing.automation import business_today
@@ -112,6 +112,24 @@ def _check_domains_free(quote: CartQuote) -> None:
     taken = db.session.scalar(select(Domain.name).where(Domain.name.in_(names)).limit(1))
     if taken:
         raise OrderError(f"The domain {taken} is already in our system.")
+
+
+def _check_custom_fields(cart: Cart, quote: CartQuote, staff: bool) -> dict[int, list]:
+    """Check every product line's custom fields before anything is written; returns
+    the fields asked per product. A client answers those on the order form, staff any."""
+    asked: dict[int, list] = {}
+    for line in quote.lines:
+        if line.kind != PRODUCT:
+            continue
+        if line.product_id not in asked:
+            asked[line.product_id] = custom_fields.order_fields(custom_fields.PRODUCT,
+                                                                line.product_id, staff)
+        try:
+            custom_fields.check_values(asked[line.product_id],
+                                       cart.lines[line.cart_index].custom_fields, staff=staff)
+        except custom_fields.CustomFieldError as error:
+            raise OrderError(f"{line.description}: {error}") from None
+    return asked
 
 
 def _login_name(domain: str | None) -> str:
@@ -269,6 +287,7 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
     quote = price_cart(cart, client.id, today=today)
     if quote.promotion_error:
         raise OrderError(quote.promotion_error)
+    asked = _check_custom_fields(cart, quote, staff=actor.type in ("staff", "api"))
     promotion = _use_promotion(quote)
     _take_stock(quote)
     _check_domains_free(quote)
@@ -286,6 +305,9 @@ def create_order(cart: Cart, client_id: int, payment_method: str, ip_address: st
         cart_line = cart.lines[line.cart_index]
         if line.kind == PRODUCT:
             row = _make_service(order, line, method, promotion, today)
+            custom_fields.save_values(custom_fields.PRODUCT, row.id, cart_line.custom_fields, actor,
+                                      staff=actor.type in ("staff", "api"),
+                                      fields=asked[line.product_id])
             item = OrderItem(kind="product", description=line.description, service_id=row.id)
         elif line.kind == "addon":
             row = _make_addon(order, line, made[line.parent], today)

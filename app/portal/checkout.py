@@ -25,7 +25,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from app import settings
+from app import custom_fields, settings
 from app.activity import Actor, current_actor
 from app.client_accounts import ClientError
 from app.extensions import db
@@ -39,6 +39,7 @@ from app.portal.access import (
     can, client_login_required, current_client, is_client_user, owned_or_404,
 )
 from app.portal.auth import _complete_login
+from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
 from app.portal.forms import country_choices, email_field, required
 from app.portal.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from app.portal.signup import VerificationError, register_client, send_verification, verify_email
@@ -98,6 +99,43 @@ class RegisterForm(SignupFields, FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.country.choices = country_choices()
+
+
+class SignupFieldsRefused(ClientError):
+    """The new account's custom fields were refused: each field's reason, translated."""
+
+    def __init__(self, error: custom_fields.CustomFieldError, fields: list):
+        self.problems = translated_problems(error, fields)
+        super().__init__(first_problem(error, fields))
+
+
+def signup_custom_fields() -> list:
+    """The client fields a new account answers (those shown on the order form)."""
+    return custom_fields.order_fields(custom_fields.CLIENT)
+
+
+def signup_context(problems: dict | None = None) -> dict:
+    """What the sign-up part of a page shows of the custom fields (the posted answers
+    again, never a password)."""
+    fields = signup_custom_fields()
+    shown = [field for field in fields if field.field_type != "password"]
+    return {"signup_fields": fields, "signup_problems": problems or {},
+            "signup_values": posted_values(shown, request.form) if request.method == "POST" else {}}
+
+
+def register_with_fields(values: dict, password: str):
+    """A new client with the custom fields it answered: all checked before anything
+    is written (SignupFieldsRefused)."""
+    fields = signup_custom_fields()
+    answers = posted_values(fields, request.form)
+    try:
+        custom_fields.check_values(fields, answers)
+    except custom_fields.CustomFieldError as error:
+        raise SignupFieldsRefused(error, fields) from None
+    client = register_client(values, password, verify_link, ip_address=request.remote_addr)
+    custom_fields.save_values(custom_fields.CLIENT, client.id, answers,
+                              Actor("client", client.email, None), fields=fields)
+    return client
 
 
 def tos_url() -> str:
@@ -173,7 +211,8 @@ def checkout():
         return redirect(url_for("portal.cart"))
     return render_template("portal/store/checkout.html", form=form, client=client,
                            summary=summary, currency=currency, tos_url=tos_url(),
-                           tax_type=settings.get("TaxType"))
+                           tax_type=settings.get("TaxType"),
+                           **signup_context(getattr(form, "signup_problems", None)))
 
 
 def place_order(form, cart, client):
@@ -183,8 +222,7 @@ def place_order(form, cart, client):
     try:
         if client is None:
             values = {**form.signup_values(), "currency_id": store_currency().id}
-            client = register_client(values, form.password.data, verify_link,
-                                     ip_address=request.remote_addr)
+            client = register_with_fields(values, form.password.data)
             actor = Actor("client", client.email, None)
             new_user = client.memberships[0].user if client.memberships else None
         else:
@@ -207,6 +245,7 @@ def place_order(form, cart, client):
     except (OrderError, ClientError) as error:
         db.session.rollback()
         flash(_("The order was not placed: %(reason)s", reason=str(error)), "danger")
+        form.signup_problems = getattr(error, "problems", {})
         return None
     except Exception:
         db.session.rollback()
@@ -234,21 +273,23 @@ def register():
     if current_user.is_authenticated:
         return redirect(url_for("portal.dashboard"))
     form = RegisterForm()
+    problems = None
     if form.validate_on_submit():
         values = {**form.signup_values(), "currency_id": store_currency().id}
         try:
-            client = register_client(values, form.password.data, verify_link,
-                                     ip_address=request.remote_addr)
+            client = register_with_fields(values, form.password.data)
             user = client.memberships[0].user
             db.session.commit()
         except ClientError as error:
             db.session.rollback()
+            problems = getattr(error, "problems", None)
             flash(_("Your account was not created: %(reason)s", reason=str(error)), "danger")
         else:
             response = _complete_login(user, url_for("portal.dashboard"))
             flash(_("Welcome! We have emailed you a link to confirm your address."), "success")
             return response
-    return render_template("portal/store/register.html", form=form, tos_url=tos_url())
+    return render_template("portal/store/register.html", form=form, tos_url=tos_url(),
+                           **signup_context(problems))
 
 
 @portal.route("/verify-email/<token>")

@@ -17,7 +17,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from app import settings
+from app import custom_fields, settings
+from app.custom_fields import CustomFieldError
 from app.extensions import db
 from app.models.catalog import Currency, Product, ProductGroup
 from app.models.domains import DomainAddon, Tld
@@ -25,6 +26,7 @@ from app.orders import pricing
 from app.orders.cart import DOMAIN, PRODUCT, REGISTER, TRANSFER, Cart, CartLine, OrderError
 from app.portal import portal
 from app.portal.access import current_membership, is_client_user
+from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
 from app.registrars.availability import DomainNameError, check_domain, search_domain
 from app.registrars.rdap import COULD_NOT_CHECK
 
@@ -246,8 +248,10 @@ def default_options(product: Product) -> dict[int, int]:
     return chosen
 
 
-def line_from_form(product: Product, form, cycles: list[str]) -> tuple[CartLine, dict]:
-    """The product line the configuration form describes, and the domain choice."""
+def line_from_form(product: Product, form, cycles: list[str],
+                   earlier: CartLine | None = None) -> tuple[CartLine, dict]:
+    """The product line the configuration form describes, and the domain choice.
+    earlier: the line being edited, whose passwords stay when left empty."""
     cycle = form.get("billing_cycle") or (cycles[0] if cycles else None)
     options = {}
     for option in options_of(product):
@@ -273,9 +277,27 @@ def line_from_form(product: Product, form, cycles: list[str]) -> tuple[CartLine,
               "domain": (form.get("domain") or "").strip()[:MAX_SEARCH_LENGTH],
               "epp_code": (form.get("epp_code") or "").strip()[:MAX_EPP_LENGTH],
               "addons": wanted_domain_addons(form)}
+    asked = custom_fields.order_fields(custom_fields.PRODUCT, product.id)
+    asked_ids = {field.id for field in asked}
+    answers = {**{key: value for key, value in (earlier.custom_fields if earlier else {}).items()
+                  if key in asked_ids},
+               **posted_values(asked, form, keep_blank_passwords=earlier is not None)}
+    try:
+        custom_fields.check_values(asked, answers)
+    except CustomFieldError as error:
+        raise CustomFieldsRefused(error, asked) from None
     line = CartLine(kind=PRODUCT, product_id=product.id, billing_cycle=cycle, quantity=quantity,
-                    config_options=options, addon_ids=addon_ids)
+                    config_options=options, addon_ids=addon_ids, custom_fields=answers)
     return line, choice
+
+
+class CustomFieldsRefused(OrderError):
+    """The product's custom fields were not answered as they must be: the first
+    reason in the visitor's language, and each field's."""
+
+    def __init__(self, error: CustomFieldError, fields: list):
+        self.problems = translated_problems(error, fields)
+        super().__init__(first_problem(error, fields))
 
 
 def domain_lines_for(choice: dict, cart: Cart, currency: Currency) -> tuple[str | None, list]:
@@ -404,6 +426,7 @@ def configure(product_id: int):
     cart = load_cart()
     edit_index = _int(request.values.get("line"))
     editing = None
+    custom_problems: dict[int, str] = {}
     if edit_index is not None:
         if not 0 <= edit_index < len(cart.lines) or cart.lines[edit_index].kind != PRODUCT \
                 or cart.lines[edit_index].product_id != product.id:
@@ -411,7 +434,7 @@ def configure(product_id: int):
         editing = cart.lines[edit_index]
     if request.method == "POST":
         try:
-            line, choice = line_from_form(product, request.form, cycles)
+            line, choice = line_from_form(product, request.form, cycles, editing)
             if editing is not None:
                 line.domain, line.quantity = editing.domain, editing.quantity
                 new_lines = list(cart.lines)
@@ -423,6 +446,7 @@ def configure(product_id: int):
                     line.domain, domain_lines = domain_lines_for(choice, cart, currency)
                 changed = replace(cart, lines=[*cart.lines, line, *domain_lines])
         except OrderError as refused:
+            custom_problems = getattr(refused, "problems", {})
             flash(_("Your cart was not changed: %(reason)s", reason=str(refused)), "danger")
         else:
             message = _("Your cart has been updated.") if editing is not None \
@@ -451,8 +475,15 @@ def configure(product_id: int):
                        config_options=chosen_options, addon_ids=sorted(a for a in chosen_addons if a),
                        domain=preview_domain(domain_value) if product.require_domain else None)
     summary, summary_error = quote(Cart(currency.code, [preview]))
+    asked = custom_fields.order_fields(custom_fields.PRODUCT, product.id)
+    custom_values = (posted_values(asked, request.form) if request.method == "POST"
+                     else dict(editing.custom_fields) if editing else {})
+    for field in asked:  # a password is never put back into the page
+        if field.field_type == "password":
+            custom_values.pop(field.id, None)
     return render_template(
         "portal/store/configure.html", product=product, entry=prices, currency=currency,
+        custom_fields=asked, custom_values=custom_values, custom_problems=custom_problems,
         options=options_of(product), visible_values=visible_values,
         extras=option_prices(product, currency, chosen_cycle), chosen_cycle=chosen_cycle,
         chosen_options=chosen_options, chosen_addons=chosen_addons, editing=editing,

@@ -12,6 +12,8 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select, update
 from wtforms import SelectChoice
 
+from app import custom_fields
+from app.activity import current_actor
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.orders import Service
@@ -20,6 +22,7 @@ from app.models.support import (
 )
 from app.portal import portal
 from app.portal.access import client_login_required, current_client, is_client_user, owned_or_404
+from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
 from app.portal.forms import ReplyForm, TicketForm
 from app.portal.uploads import (
     MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
@@ -79,16 +82,40 @@ def new_ticket():
                                   .order_by(Service.id.desc()))
     form.service.choices = [SelectChoice(0, _("None"))] + [SelectChoice(s.id, str(s))
                                                            for s in services]
-    if form.validate_on_submit():
-        ticket = _save_with_files(form, lambda stored: ticket_engine.open_ticket(
+    # Each department's custom fields; the page shows those of the chosen one.
+    department_fields = {choice.value: custom_fields.visible(
+        custom_fields.department_fields(choice.value), staff=False)
+        for choice in form.department.choices}
+    problems: dict[int, str] = {}
+
+    def open_with_fields(stored):
+        fields = department_fields.get(form.department.data, [])
+        answers = posted_values(fields, request.form)
+        try:
+            custom_fields.check_values(fields, answers)
+        except custom_fields.CustomFieldError as error:
+            problems.update(translated_problems(error, fields))
+            raise TicketError(first_problem(error, fields)) from None
+        opened = ticket_engine.open_ticket(
             form.department.data, form.subject.data, form.message.data,
             client_user_author(client.id, current_user), priority=form.priority.data,
-            service_id=form.service.data or None, files=stored, visible_only=True))
+            service_id=form.service.data or None, files=stored, visible_only=True)
+        custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, current_actor(),
+                                  fields=fields)
+        return opened
+
+    if form.validate_on_submit():
+        ticket = _save_with_files(form, open_with_fields)
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We will reply as soon as we can.",
                     tid=ticket.tid), "success")
             return redirect(url_for("portal.ticket", ticket_id=ticket.id))
-    return render_template("portal/new_ticket.html", form=form, rules=_upload_rules())
+    every_field = [field for fields in department_fields.values() for field in fields]
+    return render_template("portal/new_ticket.html", form=form, rules=_upload_rules(),
+                           department_fields=department_fields, custom_problems=problems,
+                           custom_values=posted_values(
+                               [f for f in every_field if f.field_type != "password"], request.form)
+                           if request.method == "POST" else {})
 
 
 @portal.route("/tickets/<int:ticket_id>")
@@ -99,6 +126,7 @@ def ticket(ticket_id: int):
     for attachment in row.attachments:
         attachments_by_reply.setdefault(attachment.reply_id, []).append(attachment)
     return render_template("portal/ticket.html", ticket=row, form=ReplyForm(),
+                           custom_values=custom_fields.values_for(custom_fields.SUPPORT, row.id),
                            attachments=attachments_by_reply, rules=_upload_rules(),
                            human_size=human_size)
 

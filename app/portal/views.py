@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
 
+from app import custom_fields
 from app.activity import current_actor
 from app.billing import credit
 from app.billing.cancellations import CANCELLABLE_STATUSES, open_request, request_cancellation
@@ -31,6 +32,7 @@ from app.models.support import Announcement, Ticket, TicketStatus
 from app.portal import portal
 from app.portal.access import can, client_login_required, current_client, owned_or_404
 from app.portal.account import AccountError, change_email, update_profile
+from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
 from app.portal.forms import (
     ButtonForm, CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm,
     ToggleForm,
@@ -313,19 +315,34 @@ def invoice_pay_with_credit(invoice_id: int):
 def account():
     client = current_client()
     form = ProfileForm(obj=client)
+    fields = custom_fields.visible(custom_fields.client_fields(), staff=False)
+    problems: dict[int, str] = {}
     if form.validate_on_submit():
         values = {name: form[name].data for name in form.data if name != "csrf_token"}
+        answers = posted_values(fields, request.form, keep_blank_passwords=True)
         try:
             with unit_of_work():
                 changed = update_profile(client.id, values, current_actor())
+                changed += list(custom_fields.save_values(custom_fields.CLIENT, client.id, answers,
+                                                          current_actor(), fields=fields))
         except AccountError as error:
             flash(_("Nothing was saved: %(reason)s", reason=str(error)), "danger")
+        except custom_fields.CustomFieldError as error:
+            problems = translated_problems(error, fields)
+            flash(_("Nothing was saved: %(reason)s", reason=first_problem(error, fields)), "danger")
         else:
             flash(_("Your details have been saved.") if changed else _("Nothing to change."),
                   "success")
             return redirect(url_for("portal.account"))
+    shown = custom_fields.values_for(custom_fields.CLIENT, client.id, fields=fields)
+    stored = {item.id: item.value for item in shown if item.field_type != "password"}
+    if request.method == "POST":  # the answers as posted, never a password
+        stored = posted_values([f for f in fields if f.field_type != "password"], request.form)
     return render_template("portal/account.html", form=form, email_form=EmailChangeForm(),
-                           client=client)
+                           client=client, custom_fields=fields, custom_values=stored,
+                           custom_problems=problems,
+                           stored_passwords={item.id for item in shown
+                                             if item.field_type == "password" and item.value})
 
 
 @portal.route("/account/email", methods=["POST"])

@@ -5,8 +5,9 @@ from datetime import date
 
 from sqlalchemy import func, or_, select
 
-from app import client_accounts
+from app import client_accounts, custom_fields
 from app.activity import Actor
+from app.api.whmcs.php_serialized import decode_base64, php_unserialize_flat
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import amount, day, flag, listing, moment
 from app.extensions import db
@@ -51,6 +52,32 @@ def _client_values(params: Params, only_given: bool) -> dict:
     return values
 
 
+def custom_field_values(raw: str | None, name: str = "customfields") -> dict:
+    """WHMCS's customfields: base64 of a PHP-serialized array of field id => value
+    (a tickbox may come as true/false)."""
+    if not raw or not raw.strip():
+        return {}
+    found = php_unserialize_flat(decode_base64(raw, name), name)
+    return {key: ("on" if value is True else "" if value in (False, None) else str(value))
+            for key, value in found.items()}
+
+
+def checked_custom_fields(fields: list, values: dict, name: str = "customfields") -> None:
+    """Refuse bad custom field values (as WHMCS does, naming the field) before
+    anything is written. The API is staff: it may set staff-only fields."""
+    try:
+        custom_fields.check_values(fields, values, staff=True)
+    except custom_fields.CustomFieldError as error:
+        raise ApiError(f"Invalid {name}: {error}") from None
+
+
+def custom_field_rows(applies_to: str, rel_id: int) -> list[dict]:
+    """A record's custom fields as WHMCS lists them (a password masked)."""
+    return [{"id": shown.id, "name": shown.name, "translated_name": shown.name,
+             "value": shown.value}
+            for shown in custom_fields.values_for(applies_to, rel_id, staff=True)]
+
+
 def find_client(params: Params, id_parameter: str = "clientid", email_parameter: str | None = None,
                 required: bool = True) -> Client | None:
     client_id = params.id(id_parameter)
@@ -77,9 +104,14 @@ def add_client(params: Params, actor: Actor) -> dict:
     password = params.raw("password2")
     if not password and not skip_validation:
         raise ApiError("You did not enter a password")
+    answers = custom_field_values(params.raw("customfields"))
+    fields = custom_fields.client_fields()
+    checked_custom_fields(fields, answers)
     client = client_accounts.create_client(
         values, password=password or None, require_address=not skip_validation,
         notes=params.text("notes"), send_welcome=not params.bool("noemail"), actor=actor)
+    custom_fields.save_values(custom_fields.CLIENT, client.id, answers, actor, staff=True,
+                              fields=fields)
     return {"clientid": client.id}
 
 
@@ -89,6 +121,12 @@ def update_client(params: Params, actor: Actor) -> dict:
     if client is None:
         raise ApiError("Either clientid or clientemail is required")
     values = _client_values(params, only_given=True)
+    answers = custom_field_values(params.raw("customfields"))
+    if answers:  # the fields given change; the others keep their values
+        try:
+            custom_fields.save_values(custom_fields.CLIENT, client.id, answers, actor, staff=True)
+        except custom_fields.CustomFieldError as error:
+            raise ApiError(f"Invalid customfields: {error}") from None
     client_accounts.update_client(client.id, values, password=params.raw("password2") or None,
                                   actor=actor)
     return {"clientid": client.id}
@@ -156,6 +194,8 @@ def client_details(client: Client) -> dict:
         "lastlogin": moment(client.last_login_at) if client.last_login_at else "No Login Logged",
         "datecreated": day(client.created_at.date() if client.created_at else None),
         "has_login": owner_login is not None,
+        "customfields": [{"id": row["id"], "name": row["name"], "value": row["value"]}
+                         for row in custom_field_rows(custom_fields.CLIENT, client.id)],
     }
 
 
@@ -334,7 +374,7 @@ def service_row(service: Service) -> dict:
         "overidesuspenduntil": day(service.suspend_until),
         "terminationdate": day(service.termination_date),
         "notes": service.notes or "",
-        "customfields": {"customfield": []},
+        "customfields": {"customfield": custom_field_rows(custom_fields.PRODUCT, service.id)},
         "configoptions": {"configoption": [
             {"id": choice.option_id, "option": choice.option.name, "type": choice.option.option_type,
              "value": choice.value.name if choice.value else choice.quantity}

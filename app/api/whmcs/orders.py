@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.activity import Actor
-from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, find_client
+from app.api.whmcs.clients import PRODUCT_TYPE_NAMES, custom_field_values, find_client
 from app.api.whmcs.php_serialized import decode_base64, php_unserialize_flat
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import amount, flag, listing, moment, rate
@@ -242,6 +242,15 @@ def _override(text: str | None, index: int) -> Decimal | None:
         raise ApiError(f"Parameter priceoverride[{index}]: {error}") from None
 
 
+def _custom_fields(raw: str | None, index: int) -> dict[int, str]:
+    """customfields[i]: product i's custom fields (base64 serialized id => value);
+    create_order checks them before anything is written."""
+    values = custom_field_values(raw, f"customfields[{index}]")
+    if not all(str(key).isdigit() for key in values):
+        raise ApiError(f"customfields[{index}] must be keyed by custom field id")
+    return {int(key): value for key, value in values.items()}
+
+
 def cart_from_params(params: Params, currency_code: str) -> Cart:
     """The cart AddOrder describes: product i (pid[i], billingcycle[i], domain[i],
     configoptions[i], addons[i], qty[i]) and, where domaintype[i] is set, the
@@ -251,6 +260,7 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
     periods, epp = _indexed_values(params, "regperiod"), _indexed_values(params, "eppcode")
     addons, quantities = _indexed_values(params, "addons"), _indexed_values(params, "qty")
     options = _indexed_values(params, "configoptions")
+    answers = _indexed_values(params, "customfields")
     id_protection, dns = _flags(params, "idprotection"), _flags(params, "dnsmanagement")
     forwarding = _flags(params, "emailforwarding")
     overrides = _indexed_values(params, "priceoverride")
@@ -266,7 +276,8 @@ def cart_from_params(params: Params, currency_code: str) -> Cart:
             lines.append(CartLine(PRODUCT, int(pid), cycles.get(index) or None, quantity=int(quantity),
                                   config_options=_chosen_options(params, index, options.get(index)),
                                   addon_ids=_ids(addons.get(index), f"addons[{index}]"), domain=domain,
-                                  price_override=_override(overrides.get(index), index)))
+                                  price_override=_override(overrides.get(index), index),
+                                  custom_fields=_custom_fields(answers.get(index), index)))
         if types.get(index):
             kind = types[index].lower()
             if kind not in ("register", "transfer"):

@@ -9,7 +9,9 @@ import json
 from sqlalchemy import case, func, select
 from werkzeug.datastructures import FileStorage
 
+from app import custom_fields
 from app.activity import Actor
+from app.api.whmcs.clients import checked_custom_fields, custom_field_rows, custom_field_values
 from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import flag, listing, moment
 from app.extensions import db
@@ -65,10 +67,20 @@ def open_ticket(params: Params, actor: Actor) -> dict:
     department_id = params.id("deptid", required=True)
     author, service_id = _author(params), params.id("serviceid")
     created_at, send_email = params.datetime("created"), not params.bool("noemail")
-    ticket = _with_attachments(params, lambda stored: ticket_engine.open_ticket(
-        department_id, params.raw("subject") or "", params.raw("message") or "", author,
-        priority=params.text("priority") or "Medium", service_id=service_id,
-        created_at=created_at, files=stored, send_email=send_email, actor=actor))
+    answers = custom_field_values(params.raw("customfields"))
+    fields = custom_fields.department_fields(department_id)
+    checked_custom_fields(fields, answers)
+
+    def open_with_fields(stored):
+        opened = ticket_engine.open_ticket(
+            department_id, params.raw("subject") or "", params.raw("message") or "", author,
+            priority=params.text("priority") or "Medium", service_id=service_id,
+            created_at=created_at, files=stored, send_email=send_email, actor=actor)
+        custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, actor, staff=True,
+                                  fields=fields)
+        return opened
+
+    ticket = _with_attachments(params, open_with_fields)
     # "c": the access code that opens a guest's ticket page with its number.
     return {"id": ticket.id, "tid": ticket.tid, "c": ticket.access_code}
 
@@ -165,6 +177,7 @@ def get_ticket(params: Params, actor: Actor) -> dict:
         "status": ticket.status, "priority": ticket.priority, "admin": "",
         "lastreply": moment(ticket.last_reply_at), "flag": ticket.assigned_to_id or 0,
         "service": _service_ref(ticket),
+        "customfields": {"customfield": custom_field_rows(custom_fields.SUPPORT, ticket.id)},
         "replies": {"reply": [
             {"replyid": reply.id, "userid": 0 if reply.admin_id else (ticket.client_id or 0),
              "contactid": 0, "name": reply.name, "email": reply.email or "",

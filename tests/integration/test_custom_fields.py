@@ -1,0 +1,344 @@
+"""Custom fields end to end: the engine's one check and its all-or-nothing save, the
+store (a product's fields on the configure page, carried in the cart, saved on the
+service), sign-up, the portal profile, the ticket form, invoices, the admin's value
+screen and the WHMCS API over HTTP. Staff-only fields stay hidden from clients and a
+password is never shown back."""
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from app import custom_fields
+from app.activity import Actor
+from app.extensions import db
+from app.models.clients import Client
+from app.models.orders import Order, Service
+from app.models.support import Ticket
+from app.models.system import ActivityLog, CustomField, CustomFieldValue
+from tests import factories
+from tests.fakes.rdap_server import fake_rdap  # noqa: F401  (fixture)
+from tests.integration.test_api_whmcs import call, make_credential
+from tests.integration.test_portal_store import (  # noqa: F401  (shop is a fixture)
+    add_plan, checkout_as_new, page_messages, session_cart, shop,
+)
+from tests.integration.test_portal_world import department, text_of, world  # noqa: F401
+
+SECRET = "hunter2-very-secret"
+
+
+def field(applies_to: str, name: str, rel_id: int | None = None, **values) -> int:
+    row = CustomField(applies_to=applies_to, rel_id=rel_id, name=name, **values)
+    db.session.add(row)
+    db.session.flush()
+    return row.id
+
+
+def stored(field_id: int, rel_id: int) -> str | None:
+    return db.session.scalar(select(CustomFieldValue.value).where(
+        CustomFieldValue.field_id == field_id, CustomFieldValue.rel_id == rel_id))
+
+
+def php_array(values: dict) -> str:
+    """base64 of PHP's serialize() of a flat array of field id => string."""
+    body = "".join(f'i:{key};s:{len(str(value).encode())}:"{value}";' for key, value in values.items())
+    return base64.b64encode(f"a:{len(values)}:{{{body}}}".encode()).decode()
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+# The engine
+
+def test_save_values_checks_everything_first_and_logs_the_change(db):
+    client = factories.client()
+    vat = field("client", "VAT number", regex=r"[A-Z]{2}\d{8}", required=True)
+    source = field("client", "Heard of us", field_type="dropdown", options="Search, Friend")
+    site = field("client", "Website", field_type="link")
+    agree = field("client", "Newsletter", field_type="tickbox")
+    db.session.commit()
+
+    with pytest.raises(custom_fields.CustomFieldError) as refused:
+        custom_fields.save_values("client", client.id, {vat: "DE12345678", source: "Radio",
+                                                        site: "javascript:alert(1)", agree: "maybe"},
+                                  Actor.system())
+    assert set(refused.value.problems) == {source, site, agree}
+    assert refused.value.problems[source][1] == "Choose one of: Search, Friend."
+    with pytest.raises(custom_fields.CustomFieldError) as missing:
+        custom_fields.save_values("client", client.id, {source: "Friend"}, Actor.system())
+    assert str(missing.value) == "VAT number is required."
+    assert count(CustomFieldValue) == 0  # nothing of either call was written
+
+    changed = custom_fields.save_values(
+        "client", client.id, {vat: "DE12345678", source: "Friend", site: "https://ada.example",
+                              agree: "1"}, Actor("staff", "admin"), staff=True)
+    db.session.commit()
+    assert changed == {vat: "DE12345678", source: "Friend", site: "https://ada.example", agree: "on"}
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "custom_fields_changed"))
+    assert entry.client_id == client.id and entry.after["VAT number"] == "DE12345678"
+    # A field not given keeps its value; the required one is satisfied by the stored value.
+    custom_fields.save_values("client", client.id, {source: "Search"}, Actor.system())
+    assert stored(vat, client.id) == "DE12345678" and stored(source, client.id) == "Search"
+
+
+def test_staff_only_fields_and_passwords(db):
+    client = factories.client()
+    note = field("client", "Risk note", admin_only=True)
+    pin = field("client", "Phone PIN", field_type="password")
+    db.session.commit()
+    with pytest.raises(custom_fields.CustomFieldError):
+        custom_fields.save_values("client", client.id, {note: "trusted"}, Actor("client", "c"))
+    custom_fields.save_values("client", client.id, {note: "trusted", pin: SECRET},
+                              Actor("staff", "admin"), staff=True)
+    db.session.commit()
+    assert [shown.name for shown in custom_fields.values_for("client", client.id)] == ["Phone PIN"]
+    shown = {item.name: item.value for item in custom_fields.values_for("client", client.id, staff=True)}
+    assert shown["Risk note"] == "trusted"
+    assert SECRET not in shown["Phone PIN"] and shown["Phone PIN"].endswith("cret")
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "custom_fields_changed"))
+    assert SECRET not in str(entry.after)
+
+
+# The store, sign-up and checkout
+
+@pytest.fixture
+def shop_fields(app, shop):
+    with app.app_context():
+        ids = {"hostname": field("product", "Server hostname", shop["product"], required=True,
+                                 show_on_order=True, regex=r"[a-z0-9.-]+"),
+               "internal": field("product", "Rack", shop["product"], admin_only=True),
+               "referral": field("client", "How did you find us", field_type="dropdown",
+                                 options="Search,Friend", required=True, show_on_order=True)}
+        db.session.commit()
+        return ids
+
+
+def test_store_order_with_product_and_sign_up_fields(client, shop, shop_fields, fake_rdap, app):
+    hostname = f"customfield_{shop_fields['hostname']}"
+    page = text_of(client.get(f"/portal/store/product/{shop['product']}"))
+    assert "Server hostname" in page and "Rack" not in page
+
+    missing = add_plan(client, shop, domain="fields.com")
+    assert missing.status_code == 200
+    assert "Server hostname is required." in " ".join(page_messages(missing))
+    assert session_cart(client) is None  # the cart was not changed
+
+    added = add_plan(client, shop, domain="fields.com", **{hostname: "web1.fields.com"})
+    assert added.status_code == 302
+    assert session_cart(client)["lines"][0]["custom_fields"] == {
+        str(shop_fields["hostname"]): "web1.fields.com"}
+
+    checkout_page = text_of(client.get("/portal/checkout"))
+    assert "How did you find us" in checkout_page
+    referral = f"customfield_{shop_fields['referral']}"
+    refused = checkout_as_new(client, **{referral: "Billboard"})
+    assert refused.status_code == 200
+    assert "choose one of Search, Friend" in " ".join(page_messages(refused))
+    with app.app_context():
+        assert count(Order) == 0 and count(Client) == 0
+
+    placed = checkout_as_new(client, **{referral: "Friend"})
+    assert placed.status_code == 302, page_messages(placed)
+    with app.app_context():
+        order = db.session.scalar(select(Order))
+        service = db.session.scalar(select(Service).where(Service.order_id == order.id))
+        assert stored(shop_fields["hostname"], service.id) == "web1.fields.com"
+        assert stored(shop_fields["referral"], order.client_id) == "Friend"
+
+
+def test_a_cart_missing_a_required_field_places_no_order(client, shop, fake_rdap, app):
+    assert add_plan(client, shop, domain="later.com").status_code == 302
+    with app.app_context():  # the field is made required after the plan was put in the cart
+        field("product", "Server hostname", shop["product"], required=True, show_on_order=True)
+        db.session.commit()
+    response = checkout_as_new(client)
+    assert response.status_code == 200
+    assert any("Server hostname is required." in message for message in page_messages(response))
+    with app.app_context():
+        assert count(Order) == 0 and count(Client) == 0
+
+
+# The portal: profile, tickets, invoices
+
+@pytest.fixture
+def portal_fields(app, world):
+    with app.app_context():
+        ids = {"vat": field("client", "VAT number", regex=r"[A-Z]{2}\d{8}", show_on_invoice=True),
+               "note": field("client", "Risk note", admin_only=True),
+               "pin": field("client", "Phone PIN", field_type="password"),
+               "os": field("support", "Operating system", department().id,
+                           field_type="dropdown", options="Linux,Windows", required=True)}
+        custom_fields.save_values("client", world["a"]["client"], {ids["note"]: "watch payments"},
+                                  Actor("staff", "admin"), staff=True)
+        db.session.commit()
+        return ids
+
+
+@pytest.fixture
+def signed_in(app, world):
+    from tests.integration.test_portal_world import portal_login
+
+    http = app.test_client()
+    assert portal_login(http, world["user_a"]).status_code == 302
+    return http
+
+
+PROFILE = {"first_name": "Alpha", "last_name": "Owner", "country": "US"}
+
+
+def test_profile_edits_client_fields_but_not_staff_ones(signed_in, world, portal_fields, app):
+    vat, note, pin = (f"customfield_{portal_fields[name]}" for name in ("vat", "note", "pin"))
+    page = text_of(signed_in.get("/portal/account"))
+    assert "VAT number" in page and "Phone PIN" in page
+    assert "Risk note" not in page and "watch payments" not in page
+
+    bad = signed_in.post("/portal/account", data={**PROFILE, vat: "12", pin: SECRET})
+    assert "This value does not have the format VAT number needs." in text_of(bad)
+    client_id = world["a"]["client"]
+    with app.app_context():
+        assert stored(portal_fields["vat"], client_id) is None
+        assert stored(portal_fields["pin"], client_id) is None
+
+    saved = signed_in.post("/portal/account", data={**PROFILE, vat: "DE12345678", pin: SECRET,
+                                                    note: "a client wrote this"})
+    assert saved.status_code == 302
+    with app.app_context():
+        assert stored(portal_fields["vat"], client_id) == "DE12345678"
+        assert stored(portal_fields["pin"], client_id) == SECRET
+        assert stored(portal_fields["note"], client_id) == "watch payments"  # not the client's to set
+    page = text_of(signed_in.get("/portal/account"))
+    assert "DE12345678" in page and SECRET not in page
+    # Saving again with the password left empty keeps it.
+    signed_in.post("/portal/account", data={**PROFILE, vat: "DE12345678", pin: ""})
+    with app.app_context():
+        assert stored(portal_fields["pin"], client_id) == SECRET
+    # The field shown on invoices is on the invoice page.
+    invoice = text_of(signed_in.get(f"/portal/invoices/{world['a']['invoice']}"))
+    assert "VAT number: DE12345678" in invoice and "Phone PIN" not in invoice
+
+
+def test_ticket_with_a_department_field(signed_in, world, portal_fields, app):
+    with app.app_context():
+        department_id = department().id
+    os_input = f"customfield_{portal_fields['os']}"
+    assert "Operating system" in text_of(signed_in.get("/portal/tickets/new"))
+    form = {"department": department_id, "priority": "Medium", "service": 0,
+            "subject": "Mail broken", "message": "Nothing arrives."}
+    with app.app_context():
+        before = count(Ticket)
+    refused = signed_in.post("/portal/tickets/new", data=form)
+    assert "Operating system is required." in text_of(refused)
+    with app.app_context():
+        assert count(Ticket) == before
+    opened = signed_in.post("/portal/tickets/new", data={**form, os_input: "Linux"})
+    assert opened.status_code == 302
+    ticket_id = int(re.search(r"/tickets/(\d+)", opened.location).group(1))
+    with app.app_context():
+        assert stored(portal_fields["os"], ticket_id) == "Linux"
+    page = text_of(signed_in.get(f"/portal/tickets/{ticket_id}"))
+    assert re.search(r"<dt>Operating system</dt><dd>Linux</dd>", page)
+
+
+# The admin's value screen checks through the engine
+
+def test_admin_value_screen_uses_the_engine_check(admin_client, db):
+    client = factories.client()
+    site = field("client", "Website", field_type="link")
+    db.session.commit()
+    refused = admin_client.post("/customfieldvalueview/add", data={
+        "field": str(site), "rel_id": str(client.id), "value": "javascript:alert(1)"})
+    assert "Website must be a web address starting with http:// or https://." in \
+        refused.get_data(as_text=True)
+    accepted = admin_client.post("/customfieldvalueview/add", data={
+        "field": str(site), "rel_id": str(client.id), "value": "https://ada.example"})
+    assert accepted.status_code == 302
+    assert stored(site, client.id) == "https://ada.example"
+
+
+# The WHMCS API over HTTP
+
+NEW_CLIENT = dict(firstname="Grace", lastname="Hopper", email="grace@example.test",
+                  address1="1 Navy Way", city="Arlington", state="VA", postcode="22202",
+                  country="US", phonenumber="555-0100", password2="Sup3r-Secret!")
+
+
+def ok(http, key, action, **params) -> dict:
+    status, body = call(http, key, action, **params)
+    assert status == 200 and body["result"] == "success", body
+    return body
+
+
+def test_whmcs_clients_with_custom_fields(client, db):
+    key = make_credential(db, "Admin")
+    factories.currency()
+    vat = field("client", "VAT number", regex=r"[A-Z]{2}\d{8}", required=True)
+    pin = field("client", "Phone PIN", field_type="password")
+    note = field("client", "Risk note", admin_only=True)
+    db.session.commit()
+
+    status, body = call(client, key, "AddClient", **NEW_CLIENT,
+                        customfields=php_array({vat: "nope"}))
+    assert body == {"result": "error",
+                    "message": "Invalid customfields: This value does not have the format "
+                               "VAT number needs."}
+    status, body = call(client, key, "AddClient", **NEW_CLIENT, customfields="not base64!")
+    assert body["message"] == "customfields is not base64"
+    assert count(Client) == 0
+
+    created = ok(client, key, "AddClient", **NEW_CLIENT,
+                 customfields=php_array({vat: "US12345678", pin: SECRET, note: "vip"}))
+    details = ok(client, key, "GetClientsDetails", clientid=created["clientid"])
+    values = {row["id"]: row for row in details["client"]["customfields"]}
+    assert values[vat] == {"id": vat, "name": "VAT number", "value": "US12345678"}
+    assert values[note]["value"] == "vip"
+    assert SECRET not in str(details) and values[pin]["value"].endswith("cret")
+
+    ok(client, key, "UpdateClient", clientid=created["clientid"],
+       customfields=php_array({vat: "GB87654321"}))
+    status, body = call(client, key, "UpdateClient", clientid=created["clientid"],
+                        lastname="Changed", customfields=php_array({vat: "bad"}))
+    assert body["result"] == "error"
+    db.session.expire_all()
+    assert stored(vat, created["clientid"]) == "GB87654321"
+    assert db.session.get(Client, created["clientid"]).last_name == "Hopper"
+
+
+def test_whmcs_orders_and_tickets_with_custom_fields(client, db, fake_rdap):
+    from tests import orders_catalog
+
+    key = make_credential(db, "Admin")
+    catalog = orders_catalog.build(name="Starter", slug="starter")
+    buyer = factories.client(email="buyer@example.test", address1="1 St", city="Town",
+                             state="ST", postcode="12345")
+    hostname = field("product", "Server hostname", catalog.product.id, required=True,
+                     show_on_order=True)
+    os_field = field("support", "Operating system", department().id, field_type="dropdown",
+                     options="Linux,Windows", required=True)
+    db.session.commit()
+    order = dict(clientid=buyer.id, paymentmethod="banktransfer", **{"pid[0]": catalog.product.id,
+                                                                   "billingcycle[0]": "Monthly",
+                                                                   "domain[0]": "buyer-site.com"})
+
+    status, body = call(client, key, "AddOrder", **order)
+    assert body["result"] == "error" and "Server hostname is required." in body["message"]
+    assert count(Order) == 0 and count(Service) == 0
+
+    placed = ok(client, key, "AddOrder", **order,
+                **{"customfields[0]": php_array({hostname: "web1.example"})})
+    products = ok(client, key, "GetClientsProducts", serviceid=int(placed["serviceids"]))
+    assert products["products"]["product"][0]["customfields"]["customfield"] == [
+        {"id": hostname, "name": "Server hostname", "translated_name": "Server hostname",
+         "value": "web1.example"}]
+
+    ticket = dict(deptid=department().id, clientid=buyer.id, subject="Help", message="Please")
+    status, body = call(client, key, "OpenTicket", **ticket,
+                        customfields=php_array({os_field: "BeOS"}))
+    assert body == {"result": "error",
+                    "message": "Invalid customfields: Choose one of: Linux, Windows."}
+    assert count(Ticket) == 0
+    opened = ok(client, key, "OpenTicket", **ticket, customfields=php_array({os_field: "Linux"}))
+    got = ok(client, key, "GetTicket", ticketid=opened["id"])
+    assert got["customfields"]["customfield"][0]["value"] == "Linux"
