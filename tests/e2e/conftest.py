@@ -99,6 +99,17 @@ def _require_browser() -> None:
 @pytest.fixture(scope="package")
 def chrome():
     """One headless Chromium for the e2e tests, with a throw-away profile."""
+    yield from _chromium()
+
+
+@pytest.fixture(scope="package")
+def second_chrome():
+    """Another Chromium, cookies apart from `chrome`'s: staff at work in the admin
+    while a client uses the portal (started only for the tests that ask for it)."""
+    yield from _chromium()
+
+
+def _chromium():
     _require_browser()
     profile = tempfile.mkdtemp(prefix="tallyhost-chromium-")
     options = webdriver.ChromeOptions()
@@ -198,16 +209,16 @@ class Browser:
 
 
 @contextmanager
-def browser_session(request, chrome, live_server, shots_dir: Path):
+def browser_session(request, chrome, live_server, shots_dir: Path, who: str = ""):
     """A clean browser session (no cookies, desktop size afterwards) for one test whose
     step shots go to `shots_dir`; on failure a screenshot and the page's HTML are left
-    there next to them."""
+    there next to them. `who` names a second session of the same test in its files."""
     shots_dir.mkdir(parents=True, exist_ok=True)
     chrome.get("about:blank")
     # Through DevTools: WebDriver's own cookie call only reaches the current site.
     chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
     chrome.get_log("browser")  # drop what an earlier test left in the buffer
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name) + (f"-{who}" if who else "")
     for stale in shots_dir.glob(f"{name}-*"):
         stale.unlink()  # a rerun must not leave the shots of an older run around
     session = Browser(driver=chrome, base_url=live_server, shots_dir=shots_dir, test_name=name)
