@@ -243,18 +243,30 @@ class ShownValue:
     admin_only: bool
 
 
+def _shown(fields: list[CustomField], values: dict[int, str]) -> list[ShownValue]:
+    return [ShownValue(field.id, field.name, field.field_type,
+                       mask_secret(values.get(field.id, "")) if field.field_type == "password"
+                       else values.get(field.id, ""), field.description or "",
+                       bool(field.show_on_invoice), bool(field.admin_only))
+            for field in fields]
+
+
 def values_for(applies_to: str, rel_id: int, staff: bool = False,
                fields: list[CustomField] | None = None) -> list[ShownValue]:
     """Every field of the record the viewer may see, with its value ("" when unset)."""
     if fields is None:
         fields = fields_of_record(applies_to, _record(applies_to, rel_id))
     fields = visible(fields, staff)
-    stored = stored_values(rel_id, fields)
-    return [ShownValue(field.id, field.name, field.field_type,
-                       mask_secret(stored.get(field.id, "")) if field.field_type == "password"
-                       else stored.get(field.id, ""), field.description or "",
-                       bool(field.show_on_invoice), bool(field.admin_only))
-            for field in fields]
+    return _shown(fields, stored_values(rel_id, fields))
+
+
+def answers_shown(values: dict[int, str], staff: bool = False) -> list[ShownValue]:
+    """Answers not yet saved (a cart line's) as they may be shown, in field order."""
+    if not values:
+        return []
+    fields = db.session.scalars(select(CustomField).where(CustomField.id.in_(list(values)))
+                                .order_by(CustomField.sort_order, CustomField.id)).all()
+    return _shown(visible(list(fields), staff), values)
 
 
 def invoice_values(client_id: int) -> list[ShownValue]:

@@ -593,7 +593,11 @@ def cart():
         Product.id.in_([line.product_id for line in current.lines if line.product_id])))}
     domain_years = {index: register_or_transfer_prices(line, currency)
                     for index, line in enumerate(current.lines) if line.kind == DOMAIN}
+    answers = {index: [shown for shown in custom_fields.answers_shown(line.custom_fields)
+                       if shown.value and shown.field_type != "password"]
+               for index, line in enumerate(current.lines) if line.custom_fields}
     return render_template("portal/store/cart.html", cart=current, summary=summary, error=error,
+                           answers=answers,
                            cycles=cycles, products=products, domain_years=domain_years,
                            currency=currency, tax_type=settings.get("TaxType"))
 

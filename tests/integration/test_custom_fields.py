@@ -130,6 +130,7 @@ def test_store_order_with_product_and_sign_up_fields(client, shop, shop_fields, 
     assert added.status_code == 302
     assert session_cart(client)["lines"][0]["custom_fields"] == {
         str(shop_fields["hostname"]): "web1.fields.com"}
+    assert "Server hostname: web1.fields.com" in text_of(client.get("/portal/cart"))
 
     checkout_page = text_of(client.get("/portal/checkout"))
     assert "How did you find us" in checkout_page
@@ -159,6 +160,23 @@ def test_a_cart_missing_a_required_field_places_no_order(client, shop, fake_rdap
     assert any("Server hostname is required." in message for message in page_messages(response))
     with app.app_context():
         assert count(Order) == 0 and count(Client) == 0
+
+
+def test_register_page_asks_the_client_fields(client, shop, shop_fields, app):
+    referral = f"customfield_{shop_fields['referral']}"
+    assert "How did you find us" in text_of(client.get("/portal/register"))
+    form = {"first_name": "Rita", "last_name": "Reg", "email": "rita@reg-shop.com",
+            "phone": "+1 555 0101", "address1": "2 Main St", "city": "Springfield", "state": "IL",
+            "postcode": "62701", "country": "US", "password": "Secret-Pass-9",
+            "confirm": "Secret-Pass-9", "accept_tos": "y"}
+    refused = client.post("/portal/register", data=form)
+    assert "How did you find us is required." in text_of(refused)
+    with app.app_context():
+        assert count(Client) == 0
+    assert client.post("/portal/register", data={**form, referral: "Search"}).status_code == 302
+    with app.app_context():
+        rita = db.session.scalar(select(Client))
+        assert stored(shop_fields["referral"], rita.id) == "Search"
 
 
 # The portal: profile, tickets, invoices
