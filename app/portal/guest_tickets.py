@@ -16,12 +16,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from app import custom_fields
 from app.extensions import db
 from app.models.support import TicketAttachment
 from app.portal import portal
 from app.portal.access import is_client_user
 from app.portal.forms import GuestTicketForm, ReplyForm
-from app.portal.support import _save_with_files, _upload_rules
+from app.portal.support import DepartmentQuestions, _save_with_files, _upload_rules
 from app.portal.uploads import download, human_size
 from app.support import tickets as ticket_engine
 from app.support.tickets import TicketError, guest_author, visible_departments
@@ -52,16 +53,18 @@ def guest_new_ticket():
     form = GuestTicketForm()
     form.department.choices = [SelectChoice(d.id, d.name)
                                for d in visible_departments(guest=True)]
+    questions = DepartmentQuestions(form.department.choices)
     if form.validate_on_submit():
-        ticket = _save_with_files(form, lambda stored: ticket_engine.open_ticket(
+        ticket = _save_with_files(form, questions.opener(form, lambda stored: ticket_engine.open_ticket(
             form.department.data, form.subject.data, form.message.data,
             guest_author(form.name.data, form.email.data), priority=form.priority.data,
-            files=stored, visible_only=True))
+            files=stored, visible_only=True)))
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We have emailed you a link to follow it.",
                     tid=ticket.tid), "success")
             return redirect(_page_url(ticket))
-    return render_template("portal/guest_new_ticket.html", form=form, rules=_upload_rules())
+    return render_template("portal/guest_new_ticket.html", form=form, rules=_upload_rules(),
+                           **questions.context())
 
 
 @portal.route("/tickets/view")
@@ -72,6 +75,7 @@ def guest_ticket():
         attachments_by_reply.setdefault(attachment.reply_id, []).append(attachment)
     return _private(make_response(render_template(
         "portal/ticket.html", ticket=row, form=ReplyForm(), attachments=attachments_by_reply,
+        custom_values=custom_fields.values_for(custom_fields.SUPPORT, row.id),
         rules=_upload_rules(), human_size=human_size, guest_code=row.access_code)))
 
 

@@ -62,6 +62,42 @@ def _save_with_files(form, action):
     return result
 
 
+class DepartmentQuestions:
+    """The custom fields of each department a ticket form offers: the page shows
+    those of the chosen department, and the ticket opens only when they are answered
+    as they must be (saved with it, in its transaction)."""
+
+    def __init__(self, department_choices):
+        self.fields = {choice.value: custom_fields.visible(
+            custom_fields.department_fields(choice.value), staff=False)
+            for choice in department_choices}
+        self.problems: dict[int, str] = {}
+
+    def opener(self, form, open_ticket):
+        """open_ticket(stored files) wrapped: the answers to the form's chosen
+        department's fields are checked first, and saved with the ticket."""
+        def open_with_fields(stored):
+            fields = self.fields.get(form.department.data, [])
+            answers = posted_values(fields, request.form)
+            try:
+                custom_fields.check_values(fields, answers)
+            except custom_fields.CustomFieldError as error:
+                self.problems = translated_problems(error, fields)
+                raise TicketError(first_problem(error, fields)) from None
+            opened = open_ticket(stored)
+            custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, current_actor(),
+                                      fields=fields)
+            return opened
+        return open_with_fields
+
+    def context(self) -> dict:
+        shown = [field for fields in self.fields.values() for field in fields
+                 if field.field_type != "password"]
+        return {"department_fields": self.fields, "custom_problems": self.problems,
+                "custom_values": posted_values(shown, request.form)
+                if request.method == "POST" else {}}
+
+
 @portal.route("/tickets")
 @client_login_required
 def tickets():
@@ -82,40 +118,19 @@ def new_ticket():
                                   .order_by(Service.id.desc()))
     form.service.choices = [SelectChoice(0, _("None"))] + [SelectChoice(s.id, str(s))
                                                            for s in services]
-    # Each department's custom fields; the page shows those of the chosen one.
-    department_fields = {choice.value: custom_fields.visible(
-        custom_fields.department_fields(choice.value), staff=False)
-        for choice in form.department.choices}
-    problems: dict[int, str] = {}
-
-    def open_with_fields(stored):
-        fields = department_fields.get(form.department.data, [])
-        answers = posted_values(fields, request.form)
-        try:
-            custom_fields.check_values(fields, answers)
-        except custom_fields.CustomFieldError as error:
-            problems.update(translated_problems(error, fields))
-            raise TicketError(first_problem(error, fields)) from None
-        opened = ticket_engine.open_ticket(
-            form.department.data, form.subject.data, form.message.data,
-            client_user_author(client.id, current_user), priority=form.priority.data,
-            service_id=form.service.data or None, files=stored, visible_only=True)
-        custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, current_actor(),
-                                  fields=fields)
-        return opened
-
+    questions = DepartmentQuestions(form.department.choices)
+    open_with_fields = questions.opener(form, lambda stored: ticket_engine.open_ticket(
+        form.department.data, form.subject.data, form.message.data,
+        client_user_author(client.id, current_user), priority=form.priority.data,
+        service_id=form.service.data or None, files=stored, visible_only=True))
     if form.validate_on_submit():
         ticket = _save_with_files(form, open_with_fields)
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We will reply as soon as we can.",
                     tid=ticket.tid), "success")
             return redirect(url_for("portal.ticket", ticket_id=ticket.id))
-    every_field = [field for fields in department_fields.values() for field in fields]
     return render_template("portal/new_ticket.html", form=form, rules=_upload_rules(),
-                           department_fields=department_fields, custom_problems=problems,
-                           custom_values=posted_values(
-                               [f for f in every_field if f.field_type != "password"], request.form)
-                           if request.method == "POST" else {})
+                           **questions.context())
 
 
 @portal.route("/tickets/<int:ticket_id>")

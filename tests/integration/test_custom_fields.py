@@ -260,6 +260,25 @@ def test_ticket_with_a_department_field(signed_in, world, portal_fields, app):
     assert re.search(r"<dt>Operating system</dt><dd>Linux</dd>", page)
 
 
+def test_guest_ticket_form_asks_the_department_fields(client, app):
+    from tests.integration.test_portal_guest_tickets import guest_form
+
+    with app.app_context():
+        sales = department("Sales").id
+        budget = field("support", "Budget", sales, field_type="dropdown", options="Small,Large",
+                       required=True)
+        db.session.commit()
+    assert "Budget" in text_of(client.get("/portal/tickets/submit"))
+    refused = client.post("/portal/tickets/submit", data=guest_form(sales))
+    assert "Budget is required." in text_of(refused)
+    with app.app_context():
+        assert count(Ticket) == 0
+    opened = client.post("/portal/tickets/submit",
+                         data=guest_form(sales, **{f"customfield_{budget}": "Large"}))
+    assert opened.status_code == 302
+    assert re.search(r"<dt>Budget</dt><dd>Large</dd>", text_of(client.get(opened.location)))
+
+
 # The admin's value screen checks through the engine
 
 def test_admin_value_screen_uses_the_engine_check(admin_client, db):
