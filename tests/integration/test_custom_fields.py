@@ -365,10 +365,15 @@ def test_whmcs_orders_and_tickets_with_custom_fields(client, db, fake_rdap):
 
     placed = ok(client, key, "AddOrder", **order,
                 **{"customfields[0]": php_array({hostname: "web1.example"})})
-    products = ok(client, key, "GetClientsProducts", serviceid=int(placed["serviceids"]))
-    assert products["products"]["product"][0]["customfields"]["customfield"] == [
-        {"id": hostname, "name": "Server hostname", "translated_name": "Server hostname",
-         "value": "web1.example"}]
+    other_plan = factories.product(name="Other plan", slug="other-plan")
+    factories.service(buyer, other_plan)
+    ssh_key = field("product", "SSH key", other_plan.id, field_type="textarea")
+    db.session.commit()
+    products = ok(client, key, "GetClientsProducts", clientid=buyer.id)["products"]["product"]
+    assert [row["customfields"]["customfield"] for row in products] == [
+        [{"id": hostname, "name": "Server hostname", "translated_name": "Server hostname",
+          "value": "web1.example"}],
+        [{"id": ssh_key, "name": "SSH key", "translated_name": "SSH key", "value": ""}]]
 
     ticket = dict(deptid=department().id, clientid=buyer.id, subject="Help", message="Please")
     status, body = call(client, key, "OpenTicket", **ticket,

@@ -71,11 +71,13 @@ def checked_custom_fields(fields: list, values: dict, name: str = "customfields"
         raise ApiError(f"Invalid {name}: {error}") from None
 
 
-def custom_field_rows(applies_to: str, rel_id: int) -> list[dict]:
-    """A record's custom fields as WHMCS lists them (a password masked)."""
-    return [{"id": shown.id, "name": shown.name, "translated_name": shown.name,
-             "value": shown.value}
-            for shown in custom_fields.values_for(applies_to, rel_id, staff=True)]
+def custom_field_rows(applies_to: str, rel_id: int, shown: list | None = None) -> list[dict]:
+    """A record's custom fields as WHMCS lists them (a password masked); shown: the
+    values when fetched already (custom_fields.values_for_records)."""
+    if shown is None:
+        shown = custom_fields.values_for(applies_to, rel_id, staff=True)
+    return [{"id": item.id, "name": item.name, "translated_name": item.name, "value": item.value}
+            for item in shown]
 
 
 def find_client(params: Params, id_parameter: str = "clientid", email_parameter: str | None = None,
@@ -348,7 +350,7 @@ PRODUCT_TYPE_NAMES = {ProductType.HOSTING.value: "hostingaccount",
                       ProductType.SERVER.value: "server", ProductType.OTHER.value: "other"}
 
 
-def service_row(service: Service) -> dict:
+def service_row(service: Service, custom_values: list | None = None) -> dict:
     product, server = service.product, service.server
     return {
         "id": service.id, "qty": service.quantity, "clientid": service.client_id,
@@ -374,7 +376,8 @@ def service_row(service: Service) -> dict:
         "overidesuspenduntil": day(service.suspend_until),
         "terminationdate": day(service.termination_date),
         "notes": service.notes or "",
-        "customfields": {"customfield": custom_field_rows(custom_fields.PRODUCT, service.id)},
+        "customfields": {"customfield": custom_field_rows(custom_fields.PRODUCT, service.id,
+                                                          custom_values)},
         "configoptions": {"configoption": [
             {"id": choice.option_id, "option": choice.option.name, "type": choice.option.option_type,
              "value": choice.value.name if choice.value else choice.quantity}
@@ -400,8 +403,10 @@ def get_clients_products(params: Params, actor: Actor) -> dict:
         query = query.where(Service.username == username)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = db.session.scalars(query.order_by(Service.id).offset(start).limit(limit)).all()
+    values = custom_fields.values_for_records(custom_fields.PRODUCT, rows, staff=True)
     return {"clientid": client_id, "serviceid": service_id, "pid": product_id, "domain": domain,
-            **listing("products", "product", [service_row(row) for row in rows], total, start)}
+            **listing("products", "product",
+                      [service_row(row, values[row.id]) for row in rows], total, start)}
 
 
 def domain_row(domain: Domain) -> dict:
