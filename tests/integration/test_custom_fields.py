@@ -236,6 +236,12 @@ def test_profile_edits_client_fields_but_not_staff_ones(signed_in, world, portal
     # The field shown on invoices is on the invoice page.
     invoice = text_of(signed_in.get(f"/portal/invoices/{world['a']['invoice']}"))
     assert "VAT number: DE12345678" in invoice and "Phone PIN" not in invoice
+    with app.app_context(), app.test_request_context():
+        from app.billing.pdf import document_html
+
+        document = document_html("invoice", world["a"]["invoice"]).html
+    assert re.search(r'<td class="label">VAT number</td><td>DE12345678</td>', document)
+    assert "Phone PIN" not in document and "Risk note" not in document
 
 
 def test_ticket_with_a_department_field(signed_in, world, portal_fields, app):
