@@ -273,7 +273,7 @@ class CustomFieldValueView(AuditedModelView):
     show_columns = ["field", "rel_id", "value"]
     add_columns = ["field", "rel_id", "value"]
     edit_columns = ["value"]
-    search_columns = ["field", "rel_id", "value"]
+    search_columns = ["field", "rel_id"]  # values are encrypted: no search by value
     base_order = ("rel_id", "asc")
     client_path = None
     display_columns = {"value": custom_value_display}

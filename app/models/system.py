@@ -146,7 +146,8 @@ class CustomFieldValue(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     field_id: Mapped[int] = mapped_column(ForeignKey("custom_fields.id"), index=True)
     rel_id: Mapped[int] = mapped_column(Integer, index=True)  # the client/service/ticket id
-    value: Mapped[str] = mapped_column(Text, default="")
+    # Encrypted at rest: a field may hold a password or personal data.
+    value: Mapped[str] = mapped_column(EncryptedText, default="")
 
     field = relationship("CustomField")
 

@@ -9,7 +9,7 @@ import base64
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import custom_fields
 from app.activity import Actor
@@ -100,6 +100,9 @@ def test_staff_only_fields_and_passwords(db):
     assert SECRET not in shown["Phone PIN"] and shown["Phone PIN"].endswith("cret")
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "custom_fields_changed"))
     assert SECRET not in str(entry.after)
+    # Nor in the database: values are stored encrypted.
+    raw = db.session.execute(text("SELECT value FROM custom_field_values")).scalars().all()
+    assert len(raw) == 2 and not any(SECRET in value or "trusted" in value for value in raw)
 
 
 # The store, sign-up and checkout
