@@ -230,3 +230,16 @@ def test_guest_ticket_posts_are_rate_limited(tmp_path):
     # The fourth post in a minute is refused (the form answers its errors, an unknown
     # ticket is not found).
     assert lines[-1] == "200 200 200 429 404 404 404 429"
+
+
+def test_a_guests_own_messages_are_labelled_you_not_client(app, desk, client_a, world):
+    open_as_guest(app.test_client(), desk["public"])
+    with app.app_context():
+        ticket = db.session.scalar(select(Ticket).where(Ticket.client_id.is_(None)))
+        tid, code = ticket.tid, ticket.access_code
+    html = text_of(app.test_client().get(f"/portal/tickets/view?tid={tid}&c={code}"))
+    assert '<div class="small text-body-secondary">You</div>' in html
+    assert ">Client</div>" not in html
+    # A client's own ticket still names the client side as such.
+    account_html = text_of(client_a.get(f"/portal/tickets/{world['a']['ticket']}"))
+    assert '<div class="small text-body-secondary">Client</div>' in account_html
