@@ -156,7 +156,7 @@ def _still_applied(combined: Invoice, covered: Invoice) -> Decimal:
 
 
 def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_before: Decimal,
-                              actor: Actor) -> None:
+                              actor: Actor, *, already_refunded: bool = False) -> None:
     """Called by payments.refund_payment after it refunded `refund` of a combined
     invoice that had become Paid (refunded_before: what was refunded of it since then).
 
@@ -166,7 +166,11 @@ def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_b
     taken back and no other payment remains on it). Where settling found the invoice
     paid already, the line's amount stayed as credit, and that credit is taken back
     instead (refused, nothing written, if the client has spent it). The money then
-    leaves the client's credit as the refund, in the ledger next to the combined invoice."""
+    leaves the client's credit as the refund, in the ledger next to the combined invoice.
+
+    already_refunded (the vendor reports a refund made there): the money is gone, so a
+    refusal would only keep a real refund out of the books. The credit the client still
+    has is taken back and what was spent is logged for staff to recover or write off."""
     lines = sorted((item for item in combined.items
                     if item.type == ItemType.MASS_PAY and item.rel_id is not None),
                    key=lambda item: item.id, reverse=True)
@@ -198,7 +202,19 @@ def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_b
                 f"mass payment {invoicing.invoice_label(combined)} refunded, invoice now "
                 f"{covered.status}", covered, before=before, after=invoicing.totals(covered),
                 actor=actor)
-        credit_ledger.remove_credit(combined.client_id, share,
-                                    f"Refund of mass payment {invoicing.invoice_label(combined)} "
-                                    f"for invoice {label}", actor=actor,
-                                    invoice_id=combined.id, transaction_id=refund.id)
+        taken = share
+        if already_refunded:
+            taken = min(share, credit_ledger.balance(combined.client_id))
+            if taken < share:
+                log("mass_pay_refund_unrecovered",
+                    f"Refund {refund.gateway_transaction_id or f'#{refund.id}'} of mass payment "
+                    f"{invoicing.invoice_label(combined)} for invoice {label}: the client had spent "
+                    f"{covered.currency.format(share - taken)} of the credit it left, which is not "
+                    "taken back; staff: recover it from the client or write it off",
+                    combined, after={"refund_id": refund.id, "unrecovered": share - taken},
+                    actor=actor)
+        if taken > 0:
+            credit_ledger.remove_credit(combined.client_id, taken,
+                                        f"Refund of mass payment {invoicing.invoice_label(combined)} "
+                                        f"for invoice {label}", actor=actor,
+                                        invoice_id=combined.id, transaction_id=refund.id)

@@ -361,6 +361,7 @@ def refund_payment(
     reason: str,
     gateway_refund_id: str | None = None,
     on_date: date | None = None,
+    already_refunded: bool = False,
 ) -> RefundResult:
     """Refund (part of) a payment, to the client's credit or back through the gateway.
 
@@ -369,6 +370,9 @@ def refund_payment(
     refunded becomes Refunded. At most what the payment paid on its invoice can be
     refunded (an overpayment became credit, and stays credit). A gateway
     refund is made at the gateway by the caller (app.gateways), who passes its id.
+    already_refunded: the money has left already (a refund the vendor reports), so the
+    books must record it even where a mass payment's credit the client has spent cannot
+    be taken back (mass_payment.unsettle_covered_invoices logs that for staff).
     """
     actor = actor or Actor.system()
     amount = _positive_amount(amount, "refund amount")
@@ -433,5 +437,6 @@ def refund_payment(
     if settled_mass_pay:
         from app.billing.mass_payment import unsettle_covered_invoices  # it imports this module
 
-        unsettle_covered_invoices(invoice, refund, refunded_since_paid, actor)
+        unsettle_covered_invoices(invoice, refund, refunded_since_paid, actor,
+                                  already_refunded=already_refunded)
     return RefundResult(refund, note, invoice)

@@ -321,7 +321,7 @@ def _apply_refund_event(gateway: Gateway, event: WebhookEvent) -> tuple[str, int
                               f"the payment in {payment.currency.code}")
     refund_payment(payment.id, response.amount, to_credit=False, actor=gateway_actor(gateway),
                    reason=f"Refunded at {gateway.config.display_name}",
-                   gateway_refund_id=response.transaction_id)
+                   gateway_refund_id=response.transaction_id, already_refunded=True)
     return GatewayEventOutcome.APPLIED.value, payment.invoice_id
 
 
@@ -391,4 +391,4 @@ def refund_transaction(transaction_id: int, amount: MoneyInput, reason: str,
     if not response.success:
         raise GatewayError(response.error or f"{gateway.config.display_name} refused the refund")
     return refund_payment(payment.id, amount, to_credit=False, actor=actor, reason=reason,
-                          gateway_refund_id=response.transaction_id)
+                          gateway_refund_id=response.transaction_id, already_refunded=True)

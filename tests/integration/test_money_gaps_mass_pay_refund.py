@@ -3,10 +3,12 @@ covered: through the engine (to the gateway and to credit, in full and in part) 
 through the admin's refund button."""
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from app import settings
@@ -16,12 +18,18 @@ from app.billing.errors import BillingError
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.billing.payments import apply_payment, refund_payment
 from app.extensions import db as _db
+from app.gateways import processing
 from app.models.billing import CreditEntry, Invoice, ItemType, PaymentGateway, Transaction
 from app.models.system import ActivityLog
 from tests import factories
+from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 
 D = Decimal
 STAFF = Actor.system("Test refund")
+
+
+def post_webhook(web, fake, payload: str):
+    return web.post("/gateways/stripe/webhook", data=payload.encode(), headers=fake.signed(payload))
 
 
 def hosting_invoice(client, amount: str, start: date):
@@ -143,3 +151,37 @@ def test_proforma_invoices_numbered_when_paid_are_refunded_too(db):
     db.session.commit()
     assert [state(first), state(second)] == [("Refunded", D("0.00"), D("0.00"))] * 2
     assert client.credit_balance == D("0.00")
+
+
+def test_a_vendor_refund_is_recorded_even_when_the_credit_it_takes_back_was_spent(db, client, fake_stripe):
+    """A refund made in Stripe's dashboard has left the business: its webhook is booked,
+    the credit still there is taken back, and what the client spent is logged for staff."""
+    add_stripe_gateway(fake_stripe, payment_page="elements")
+    customer = factories.client()
+    first, _ = hosting_invoice(customer, "20.00", date(2026, 4, 1))
+    second, _ = hosting_invoice(customer, "10.00", date(2026, 4, 2))
+    combined = mass_payment.create_mass_pay_invoice(customer.id, [first.id, second.id])
+    apply_payment(second.id, D("10.00"), "USD", "banktransfer", "bank-2")  # paid another way
+    start = processing.begin_payment(combined.id, "stripe", "https://billing.example/return")
+    db.session.commit()
+    intent = start.form["payment_intent"]
+    assert fake_stripe.browser_confirm_payment(intent, start.form["client_secret"],
+                                               "pm_card_visa").status_code == 200
+    paid = json.dumps(fake_stripe.last_event("payment_intent.succeeded"))
+    assert post_webhook(client, fake_stripe, paid).status_code == 200
+    credit.remove_credit(customer.id, D("4.00"), "Spent elsewhere")  # 6.00 of the 10.00 left
+    db.session.commit()
+
+    requests.post(f"{fake_stripe.base_url}/v1/refunds", timeout=5,
+                  headers={"Authorization": f"Bearer {fake_stripe.secret_key}"},
+                  data={"payment_intent": intent, "amount": "1000"})
+    answer = post_webhook(client, fake_stripe, json.dumps(fake_stripe.last_event("refund.created")))
+    assert answer.status_code == 200 and answer.get_json()["outcomes"] == ["applied"]
+    db.session.expire_all()
+    assert db.session.scalars(select(Transaction.amount_out)
+                              .where(Transaction.refund_of_id.is_not(None))).all() == [D("10.00")]
+    assert db.session.get(Invoice, combined.id).amount_paid == D("20.00")
+    assert credit.balance(customer.id) == D("0.00")  # the 6.00 left is taken back
+    told = db.session.scalars(select(ActivityLog.description)
+                              .where(ActivityLog.action == "mass_pay_refund_unrecovered")).all()
+    assert len(told) == 1 and "spent $4.00" in told[0]
