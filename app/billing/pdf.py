@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -149,8 +150,20 @@ def _logo_uri(logo_setting: str) -> str | None:
     return path.resolve().as_uri() if path.is_file() else None
 
 
+def _file_digest(uri: str | None) -> str:
+    """The logo's content in the HTML: a logo replaced in the same file changes the
+    document's digest, so the PDF with the old one is not served again."""
+    if uri is None:
+        return ""
+    try:
+        return hashlib.sha256(Path(url2pathname(urlparse(uri).path)).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
 def _business() -> dict:
     values = settings.snapshot()
+    logo_uri = _logo_uri(values["LogoURL"])
     name = values["CompanyName"].strip()
     pay_to = [line.strip() for line in values["InvoicePayTo"].splitlines() if line.strip()]
     # The pay-to text usually starts with the company name, printed above it already.
@@ -159,7 +172,8 @@ def _business() -> dict:
     return {
         "party": Party(name=name, lines=pay_to, tax_id=values["BusinessTaxId"].strip(),
                        email=values["Email"].strip()),
-        "logo_uri": _logo_uri(values["LogoURL"]),
+        "logo_uri": logo_uri,
+        "logo_digest": _file_digest(logo_uri),
         "website": values["Domain"].strip(),
     }
 

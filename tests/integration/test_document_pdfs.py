@@ -311,3 +311,23 @@ def test_a_real_worker_makes_the_pdf_the_page_waits_for(app, folder, client_a, w
     download = client_a.get(url)
     assert download.status_code == 200 and download.data.startswith(b"%PDF")
     assert len(pdfs(folder)) == 1
+
+
+def test_a_new_logo_in_the_same_file_makes_a_new_pdf(app, folder, client_a, world, tmp_path):
+    """Staff replace the logo file in place (LogoURL unchanged): the PDF kept with the
+    old logo is not served again."""
+    from PIL import Image
+
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (120, 40), (29, 78, 216)).save(logo)
+    with app.app_context():
+        settings.set_value("LogoURL", str(logo))
+        db.session.commit()
+    url = f"/portal/invoices/{world['a']['invoice']}/pdf"
+    first = client_a.get(url)
+    assert first.status_code == 200 and len(pdfs(folder)) == 1
+
+    Image.new("RGB", (200, 50), (220, 38, 38)).save(logo)
+    second = client_a.get(url)
+    assert second.status_code == 200 and second.data != first.data
+    assert len(pdfs(folder)) == 2
