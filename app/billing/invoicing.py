@@ -337,8 +337,10 @@ def replace_lines(invoice_id: int, remove_ids: list[int], add: list[InvoiceLine]
                   actor: Actor | None = None) -> Invoice:
     """Swap lines of an Unpaid invoice even after a part payment, for lines that follow
     how the rest is paid (a gateway's surcharge, app.gateways.surcharges). Totals are
-    computed again (a total below what was paid is refused). Any other change to a
-    paid invoice goes through add/remove_invoice_item, which refuse it."""
+    computed again while nothing is paid; once part paid, only untaxed lines are
+    swapped and the taxes stay as issued (a total below what was paid is refused).
+    Any other change to a paid invoice goes through add/remove_invoice_item, which
+    refuse it."""
     actor = actor or Actor.system()
     invoice = lock_invoice(invoice_id)
     if invoice.status != InvoiceStatus.UNPAID:
@@ -352,11 +354,26 @@ def replace_lines(invoice_id: int, remove_ids: list[int], add: list[InvoiceLine]
     if len(invoice.items) - len(removed) + len(added) == 0:
         raise BillingError(f"invoice {invoice_label(invoice)} would have no line left: cancel it instead")
     _refuse_already_billed(added)
+    part_paid = invoice.amount_paid > 0
+    if part_paid and any(item.taxed for item in removed + added):
+        raise BillingError(f"invoice {invoice_label(invoice)} is part paid: only untaxed lines "
+                           "can be swapped on it")
+    delta = (sum((item.amount for item in added), Decimal("0.00"))
+             - sum((item.amount for item in removed), Decimal("0.00")))
+    if part_paid and invoice.total + delta < invoice.amount_paid:
+        raise BillingError(f"the new total {invoice.total + delta} is below the "
+                           f"{invoice.amount_paid} already paid")
     before = totals(invoice)
     for item in removed:
         invoice.items.remove(item)
     invoice.items.extend(added)
-    _compute_totals(invoice, invoice.client)
+    if part_paid:
+        # Its taxes were charged as issued and are partly paid: untaxed lines move the
+        # total, never the tax (the client's tax rules may have changed since).
+        invoice.subtotal += delta
+        invoice.total += delta
+    else:
+        _compute_totals(invoice, invoice.client)
     db.session.flush()
     changes = [f"-{item.description!r} ({item.amount})" for item in removed] + \
               [f"+{item.description!r} ({item.amount})" for item in added]

@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from app import settings
 from app.billing import credit
 from app.billing.errors import BillingError
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.billing.payments import apply_payment
 from app.gateways import processing, surcharges
-from app.models.billing import Invoice, ItemType, PaymentGateway
+from app.models.billing import Invoice, ItemType, PaymentGateway, TaxRule
 from app.models.system import ActivityLog
 from tests import factories
 
@@ -102,3 +103,22 @@ def test_a_surcharge_left_alone_once_paid_or_when_only_it_is_left(db, invoice):
     with pytest.raises(BillingError, match="credit pays Unpaid invoices only"):
         credit.apply_credit_to_invoice(other.id, D("1.00"))
     assert (other.total, surcharge_lines(other)) == (D("10.50"), [("Payment surcharge (PayPal)", D("0.50"))])
+
+
+def test_a_part_paid_invoice_keeps_its_tax_when_the_surcharge_changes(db, invoice):
+    """The tax rule changes after a part payment: switching gateway moves only the
+    untaxed surcharge, the invoice's tax stays as issued and paid."""
+    settings.set_value("TaxEnabled", "on")
+    rule = TaxRule(level=1, name="Sales Tax", country=invoice.client.country, rate=D("10.0000"))
+    db.session.add(rule)
+    taxed = create_invoice(invoice.client_id, [InvoiceLine(type=ItemType.MANUAL, rel_id=None,
+                                                           description="Taxed work", amount=D("100.00"), taxed=True)],
+                           issue_date=date(2026, 4, 1), apply_credit=False)
+    assert (taxed.tax1, taxed.total) == (D("10.00"), D("110.00"))
+    apply_payment(taxed.id, D("50.00"), "USD", "banktransfer", "bank-tax")
+    rule.rate = D("20.0000")
+    db.session.flush()
+    assert surcharges.choose_gateway(taxed.id, "paypal") == D("3.00")  # 5% of the 60.00 left
+    db.session.commit()
+    assert (taxed.subtotal, taxed.tax1, taxed.total, taxed.balance) == (
+        D("103.00"), D("10.00"), D("113.00"), D("63.00"))
