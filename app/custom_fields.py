@@ -223,7 +223,8 @@ def save_values(applies_to: str, rel_id: int, values: dict, actor: Actor | None,
     db.session.flush()
 
     def shown(field_id: int, value: str) -> str:
-        return mask_secret(value) if by_id[field_id].field_type == "password" else value
+        return _password_shown(value, staff=False) if by_id[field_id].field_type == "password" \
+            else value
 
     names = sorted(by_id[field_id].name for field_id in changed)
     log("custom_fields_changed", f"Custom fields of {applies_to} {rel_id} changed: {', '.join(names)}",
@@ -243,9 +244,19 @@ class ShownValue:
     admin_only: bool
 
 
-def _shown(fields: list[CustomField], values: dict[int, str]) -> list[ShownValue]:
+def _password_shown(value: str, staff: bool) -> str:
+    """A stored password as it may be shown again: staff (the admin, the API) see its
+    last characters to tell two apart; a client's page (a guest's ticket link may be
+    passed on) and the activity log see none of it."""
+    if not value:
+        return ""
+    return mask_secret(value) if staff else "•" * 8
+
+
+def _shown(fields: list[CustomField], values: dict[int, str], staff: bool) -> list[ShownValue]:
     return [ShownValue(field.id, field.name, field.field_type,
-                       mask_secret(values.get(field.id, "")) if field.field_type == "password"
+                       _password_shown(values.get(field.id, ""), staff)
+                       if field.field_type == "password"
                        else values.get(field.id, ""), field.description or "",
                        bool(field.show_on_invoice), bool(field.admin_only))
             for field in fields]
@@ -257,7 +268,7 @@ def values_for(applies_to: str, rel_id: int, staff: bool = False,
     if fields is None:
         fields = fields_of_record(applies_to, _record(applies_to, rel_id))
     fields = visible(fields, staff)
-    return _shown(fields, stored_values(rel_id, fields))
+    return _shown(fields, stored_values(rel_id, fields), staff)
 
 
 def values_for_records(applies_to: str, records: list, staff: bool = False) -> dict[int, list[ShownValue]]:
@@ -280,7 +291,7 @@ def values_for_records(applies_to: str, records: list, staff: bool = False) -> d
             stored.setdefault(rel_id, {})[field_id] = value
     return {record.id: _shown([field for field in fields
                                if not owner or field.rel_id == getattr(record, owner)],
-                              stored.get(record.id, {}))
+                              stored.get(record.id, {}), staff)
             for record in records}
 
 
@@ -290,7 +301,7 @@ def answers_shown(values: dict[int, str], staff: bool = False) -> list[ShownValu
         return []
     fields = db.session.scalars(select(CustomField).where(CustomField.id.in_(list(values)))
                                 .order_by(CustomField.sort_order, CustomField.id)).all()
-    return _shown(visible(list(fields), staff), values)
+    return _shown(visible(list(fields), staff), values, staff)
 
 
 def invoice_values(client_id: int) -> list[ShownValue]:

@@ -94,12 +94,14 @@ def test_staff_only_fields_and_passwords(db):
     custom_fields.save_values("client", client.id, {note: "trusted", pin: SECRET},
                               Actor("staff", "admin"), staff=True)
     db.session.commit()
-    assert [shown.name for shown in custom_fields.values_for("client", client.id)] == ["Phone PIN"]
+    # A client sees that a password is set, and none of its characters.
+    assert [(shown.name, shown.value) for shown in custom_fields.values_for("client", client.id)] \
+        == [("Phone PIN", "•" * 8)]
     shown = {item.name: item.value for item in custom_fields.values_for("client", client.id, staff=True)}
     assert shown["Risk note"] == "trusted"
     assert SECRET not in shown["Phone PIN"] and shown["Phone PIN"].endswith("cret")
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "custom_fields_changed"))
-    assert SECRET not in str(entry.after)
+    assert entry.after["Phone PIN"] == "•" * 8  # the log keeps none of it either
     # Nor in the database: values are stored encrypted.
     raw = db.session.execute(text("SELECT value FROM custom_field_values")).scalars().all()
     assert len(raw) == 2 and not any(SECRET in value or "trusted" in value for value in raw)
@@ -286,6 +288,23 @@ def test_guest_ticket_form_asks_the_department_fields(client, app):
                          data=guest_form(sales, **{f"customfield_{budget}": "Large"}))
     assert opened.status_code == 302
     assert re.search(r"<dt>Budget</dt><dd>Large</dd>", text_of(client.get(opened.location)))
+
+
+def test_a_guest_ticket_page_shows_none_of_a_password_field(client, app):
+    """The guest page opens to whoever holds the emailed link: a password answered on
+    the ticket form is shown as set, with none of its characters."""
+    from tests.integration.test_portal_guest_tickets import guest_form
+
+    with app.app_context():
+        sales = department("Sales").id
+        panel = field("support", "Panel password", sales, field_type="password")
+        db.session.commit()
+    opened = client.post("/portal/tickets/submit",
+                         data=guest_form(sales, **{f"customfield_{panel}": SECRET}))
+    assert opened.status_code == 302
+    page = text_of(app.test_client().get(opened.location))
+    assert "<dt>Panel password</dt><dd>••••••••</dd>" in page
+    assert SECRET[-4:] not in page
 
 
 # The admin's value screen checks through the engine
