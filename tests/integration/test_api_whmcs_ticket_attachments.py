@@ -152,6 +152,21 @@ def test_an_attachment_over_the_size_limit_is_refused(client, db, key, sales, ap
     assert count(db, Ticket) == 0 and stored_files() == before
 
 
+def test_an_attachment_name_with_a_path_keeps_only_its_last_part(client, db, key, sales):
+    """A name is only ever a label: the file is stored under a random name in the
+    store, whatever folders the caller's name climbs."""
+    before = stored_files()
+    status, opened = call(client, key, "OpenTicket", deptid=sales.id, name="Grace",
+                          email="grace@example.test", subject="Paths", message="Two files",
+                          attachments=attachments(("../../../etc/cron.d/evil.txt", b"hi\n"),
+                                                  ("..\\..\\boot\\win.log", b"x\n")))
+    assert opened["result"] == "success", opened
+    files = sorted(db.session.get(Ticket, opened["id"]).attachments, key=lambda row: row.id)
+    assert [f.original_name for f in files] == ["evil.txt", "win.log"]
+    assert stored_files() - before == {f.stored_name for f in files}
+    assert all(len(f.stored_name) == 32 and "." not in f.stored_name for f in files)
+
+
 def test_files_are_removed_when_the_engine_refuses_the_ticket(client, db, key, sales):
     """Good files, but the ticket itself is refused: no file is left behind."""
     customer = factories.client()
