@@ -355,18 +355,20 @@ def churn_rate(definition, ctx, dataset, filters) -> ReportResult:
 def _lifetime_revenue(ctx: QueryContext, dataset: Dataset,
                       filters: list[CheckedFilter]) -> pd.DataFrame:
     """Money received less refunds since the first transaction, per currency: the
-    total and the number of clients it came from. Only the clients the report's
-    filters select count: those holding a service that passes them (as the MRR side
-    counts, Pending and Fraud apart), so a filter on country, group, currency,
-    product or dates narrows this column as it narrows the others."""
-    services, where = filtered_base(QueryContext(ctx.dialect, ctx.today), dataset, filters)
-    chosen = select(services.c.client_id).where(
-        *where, services.c.status.notin_((ServiceStatus.PENDING.value, ServiceStatus.FRAUD.value)))
+    total and the number of clients it came from. With filters, only the clients they
+    select count: those holding a service that passes them (as the MRR side counts,
+    Pending and Fraud apart), so a filter on country, group, currency, product or
+    dates narrows this column as it narrows the others. Without, every client who
+    paid counts (one paying for domains only too)."""
     base = DATASETS["transactions"].select(ctx).subquery("paid")
     statement = (select(base.c.currency, func.sum(base.c.net_amount).label("revenue"),
                         func.count(func.distinct(base.c.client_id)).label("payers"))
-                 .where(base.c.client_id.in_(chosen))
                  .group_by(base.c.currency))
+    if filters:
+        services, where = filtered_base(QueryContext(ctx.dialect, ctx.today), dataset, filters)
+        statement = statement.where(base.c.client_id.in_(select(services.c.client_id).where(
+            *where, services.c.status.notin_((ServiceStatus.PENDING.value,
+                                              ServiceStatus.FRAUD.value)))))
     rows = [tuple(row) for row in db.session.execute(statement)]
     return pd.DataFrame(rows, columns=["currency", "revenue", "payers"]).set_index("currency")
 

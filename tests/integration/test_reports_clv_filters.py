@@ -85,3 +85,20 @@ def test_converted_revenue_keeps_the_filter(resellers):
     converted = clv({"column": "client_country", "op": "eq", "value": "DE"},
                     currency_mode="convert")
     assert converted == B_ALONE
+
+
+def test_the_unfiltered_report_counts_a_client_without_a_service(db, resellers):
+    # G holds no service (a domain, say) and paid 30.00: no filter, so G's money is
+    # received revenue like anyone's: 85.00 from A, B and G.
+    from datetime import datetime
+
+    from app.models.billing import Transaction
+    from tests import factories
+
+    g = factories.client(first_name="G")
+    db.session.add(Transaction(client_id=g.id, currency_id=resellers["usd"].id,
+                               gateway="stripe", date=datetime(2026, 3, 7),
+                               amount_in=D("30.00"), amount_out=D("0.00")))
+    db.session.commit()
+    assert clv() == [("USD", 9, D("14.48"), D("12.50"), D("115.85"), 3, D("85.00"),
+                      D("28.33"))]
