@@ -392,6 +392,14 @@ def refund_payment(
 
     invoice = invoicing.lock_invoice(payment.invoice_id)  # refunds of one invoice run one at a time
     label = invoicing.invoice_label(invoice)
+    # A Paid combined invoice settled the invoices it covers: its refund is their money.
+    settled_mass_pay = (invoice.status in (InvoiceStatus.PAID, InvoiceStatus.REFUNDED)
+                        and any(item.type == ItemType.MASS_PAY for item in invoice.items))
+    if settled_mass_pay:
+        # The lock order is invoice, then client: the covered invoices it will change too.
+        for covered_id in sorted({item.rel_id for item in invoice.items
+                                  if item.type == ItemType.MASS_PAY and item.rel_id is not None}):
+            invoicing.lock_invoice(covered_id)
     invoicing.lock_client(invoice.client_id)
     refundable = _invoice_part(payment) - _refunded(payment)
     if amount > refundable:
@@ -400,9 +408,6 @@ def refund_payment(
                            f"on invoice {label}")
 
     before = invoicing.totals(invoice)
-    # A Paid combined invoice settled the invoices it covers: its refund is their money.
-    settled_mass_pay = (invoice.status in (InvoiceStatus.PAID, InvoiceStatus.REFUNDED)
-                        and any(item.type == ItemType.MASS_PAY for item in invoice.items))
     refunded_since_paid = invoice.total - invoice.amount_paid
     refund = Transaction(
         client_id=invoice.client_id, invoice_id=invoice.id, currency_id=payment.currency_id,

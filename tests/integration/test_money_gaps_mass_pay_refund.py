@@ -4,12 +4,14 @@ through the admin's refund button."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import settings
 from app.activity import Actor
@@ -20,8 +22,10 @@ from app.billing.payments import apply_payment, refund_payment
 from app.extensions import db as _db
 from app.gateways import processing
 from app.models.billing import CreditEntry, Invoice, ItemType, PaymentGateway, Transaction
+from app.models.clients import Client
 from app.models.system import ActivityLog
 from tests import factories
+from tests.conftest import on_postgres
 from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F401  (fixture)
 
 D = Decimal
@@ -185,3 +189,36 @@ def test_a_vendor_refund_is_recorded_even_when_the_credit_it_takes_back_was_spen
     told = db.session.scalars(select(ActivityLog.description)
                               .where(ActivityLog.action == "mass_pay_refund_unrecovered")).all()
     assert len(told) == 1 and "spent $4.00" in told[0]
+
+
+@pytest.mark.skipif(not on_postgres(), reason="row locks are PostgreSQL's")
+def test_a_mass_pay_refund_locks_the_covered_invoices_before_the_client(app, db, mass_paid):
+    """Every path locks an invoice before its client: a refund of a covered invoice's own
+    payment holds that invoice and waits for the client, so the combined invoice's refund
+    must not hold the client while it waits for the covered invoices (a deadlock)."""
+    covered_ids = [invoice.id for invoice in mass_paid["invoices"]]
+    client_id, payment_id = mass_paid["client"].id, mass_paid["payment"].id
+    db.session.commit()
+    errors = []
+
+    def refund():
+        with app.app_context():
+            try:
+                refund_payment(payment_id, D("66.50"), to_credit=True, reason="Closing")
+                _db.session.commit()
+            except BaseException as error:  # reported to the test
+                errors.append(error)
+                _db.session.rollback()
+
+    with db.engine.connect() as other:  # stands for the covered invoice's own refund
+        other.execute(select(Invoice.id).where(Invoice.id.in_(covered_ids)).with_for_update()).all()
+        worker = threading.Thread(target=refund)
+        worker.start()
+        time.sleep(1)  # the combined refund is now waiting for the covered invoices
+        other.execute(text("SET lock_timeout = '5s'"))
+        other.execute(select(Client.id).where(Client.id == client_id).with_for_update()).all()
+        other.rollback()
+    worker.join(30)
+    assert errors == []
+    db.session.expire_all()
+    assert [db.session.get(Invoice, i).status for i in covered_ids] == ["Refunded"] * 3
