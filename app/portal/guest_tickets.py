@@ -16,14 +16,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from app import custom_fields
 from app.extensions import db
 from app.models.support import TicketAttachment
 from app.portal import portal
 from app.portal.access import is_client_user
 from app.portal.forms import GuestTicketForm, ReplyForm
-from app.portal.support import DepartmentQuestions, _save_with_files, _upload_rules
-from app.portal.uploads import download, human_size
+from app.portal.support import (
+    DepartmentQuestions, _save_with_files, _upload_rules, ticket_page,
+)
+from app.portal.uploads import download
 from app.support import tickets as ticket_engine
 from app.support.tickets import TicketError, guest_author, visible_departments
 
@@ -70,13 +71,7 @@ def guest_new_ticket():
 @portal.route("/tickets/view")
 def guest_ticket():
     row = _guest_ticket_or_404()
-    attachments_by_reply: dict[int | None, list[TicketAttachment]] = {}
-    for attachment in row.attachments:
-        attachments_by_reply.setdefault(attachment.reply_id, []).append(attachment)
-    return _private(make_response(render_template(
-        "portal/ticket.html", ticket=row, form=ReplyForm(), attachments=attachments_by_reply,
-        custom_values=custom_fields.values_for(custom_fields.SUPPORT, row.id),
-        rules=_upload_rules(), human_size=human_size, guest_code=row.access_code)))
+    return _private(make_response(ticket_page(row, guest_code=row.access_code)))
 
 
 @portal.route("/tickets/view/reply", methods=["POST"])

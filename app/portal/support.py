@@ -136,14 +136,18 @@ def new_ticket():
 @portal.route("/tickets/<int:ticket_id>")
 @client_login_required
 def ticket(ticket_id: int):
-    row = owned_or_404(Ticket, ticket_id)
+    return ticket_page(owned_or_404(Ticket, ticket_id))
+
+
+def ticket_page(row: Ticket, **extra) -> str:
+    """A ticket's page, for the client in the account or for a guest (extra: guest_code)."""
     attachments_by_reply: dict[int | None, list[TicketAttachment]] = {}
     for attachment in row.attachments:
         attachments_by_reply.setdefault(attachment.reply_id, []).append(attachment)
     return render_template("portal/ticket.html", ticket=row, form=ReplyForm(),
                            custom_values=custom_fields.values_for(custom_fields.SUPPORT, row.id),
                            attachments=attachments_by_reply, rules=_upload_rules(),
-                           human_size=human_size)
+                           human_size=human_size, **extra)
 
 
 @portal.route("/tickets/<int:ticket_id>/reply", methods=["POST"])
