@@ -169,7 +169,7 @@ def _attach(ticket: Ticket, reply: TicketReply, files: Iterable[StoredFile]) -> 
     return count
 
 
-GUEST_PATH = "/portal/tickets/view"  # the portal's guest page (app.portal.support)
+GUEST_PATH = "/portal/tickets/view"  # the portal's guest page (app.portal.guest_tickets)
 
 
 def ticket_link(ticket: Ticket) -> str:
