@@ -118,8 +118,9 @@ def plan_choices(service_id: int, today: date,
     each recurring cycle priced as quote_upgrade prices it, less the plan and cycle
     it has now. Three queries however many plans: the service (with its client,
     currency and product), the plans with their prices, the CreditOnDowngrade
-    setting. Empty for a service that cannot change plan (not active, overdue ...):
-    the engine's reasons are added to `refusals` when given."""
+    setting. Empty for a service that cannot change plan (not active, no next due
+    date); the reasons a quote gives (no due date, a plan it cannot price) are added
+    to `refusals` when given."""
     service = db.session.scalar(
         select(Service).where(Service.id == service_id)
         .options(joinedload(Service.client).joinedload(Client.currency),
