@@ -222,3 +222,17 @@ def test_admin_domain_addons_page_switches_at_namecheap(admin_client, db, mine, 
     assert (row.id_protection, row.dns_management) == (True, False)
     assert row.nameserver_list == list(CUSTOM_DNS)
     assert len(logged(db, "domain_addon_failed")) == 1
+
+
+def test_update_client_domain_refuses_autorecalc_before_asking_the_registrar(
+        client, db, mine, fake_namecheap):  # noqa: F811
+    # .com has no 3-year renewal price: autorecalc is refused, and Namecheap must not
+    # have switched WhoisGuard on for a call that changed nothing.
+    key = make_credential(db, "Admin")
+    body = call(client, key, "UpdateClientDomain", domainid=mine.id, idprotection="1",
+                regperiod="3", autorecalc="1")[1]
+    assert body["result"] == "error" and "autorecalc" in body["message"]
+    assert "namecheap.whoisguard.enable" not in fake_namecheap.commands()
+    assert fake_namecheap.domains["mine.com"]["whoisguard"]["enabled"] is False
+    db.session.expire_all()
+    assert db.session.get(Domain, mine.id).id_protection is False

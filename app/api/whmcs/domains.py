@@ -131,18 +131,21 @@ def update_client_domain(params: Params, actor: Actor) -> dict:
     if values.get("registrar") is None and "registrar" in values:
         values["registrar"] = None
     addons = {column: values.pop(column) for column in ADDON_COLUMNS if column in values}
+    nameservers = ([params.text(key, max_length=253) or "" for key in NAMESERVER_PARAMETERS]
+                   if params.bool("updatens", False) else None)
     domains.update_domain_details(domain.id, values, actor=actor)
-    for column, on in addons.items():
-        result = domain_addons.set_addon(domain.id, column, on, actor=actor)
-        if not result.success:
-            raise ApiError(result.message)
     if params.bool("autorecalc", False):
         price = domains.renewal_price(domain.id)
         if price is None:
             raise ApiError("autorecalc: the TLD has no renewal price for this period and "
                            "currency")
         domains.update_domain_details(domain.id, {"recurring_amount": price}, actor=actor)
-    if params.bool("updatens", False):
-        names = [params.text(key, max_length=253) or "" for key in NAMESERVER_PARAMETERS]
-        domain_settings.set_nameservers(domain.id, names, actor=actor)
+    # Registrar calls last: a refusal above must not leave a change at the registrar
+    # that the rollback takes out of our records.
+    for column, on in addons.items():
+        result = domain_addons.set_addon(domain.id, column, on, actor=actor)
+        if not result.success:
+            raise ApiError(result.message)
+    if nameservers is not None:
+        domain_settings.set_nameservers(domain.id, nameservers, actor=actor)
     return {"domainid": domain.id}
