@@ -25,6 +25,7 @@ from app.activity import Actor, log
 from app.billing import credit as credit_ledger
 from app.billing import invoicing
 from app.billing.errors import BillingError
+from app.events import emit
 from app.extensions import db
 from app.models.billing import CreditEntry, Invoice, InvoiceItem, InvoiceStatus, ItemType, Transaction
 
@@ -197,6 +198,10 @@ def unsettle_covered_invoices(combined: Invoice, refund: Transaction, refunded_b
             if (covered.status == InvoiceStatus.PAID and all_back
                     and covered.amount_paid - covered.credit_applied <= 0):
                 covered.status = InvoiceStatus.REFUNDED.value
+                # As refund_payment does, so subscribers hear of each covered invoice too
+                # (settling it told them it was paid).
+                emit("InvoiceRefunded", {"invoice_id": covered.id, "client_id": covered.client_id,
+                                         "transaction_id": refund.id})
             db.session.flush()
             log("mass_pay_refunded", f"Invoice {label}: {covered.currency.format(from_invoice)} of "
                 f"mass payment {invoicing.invoice_label(combined)} refunded, invoice now "

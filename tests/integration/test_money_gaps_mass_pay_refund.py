@@ -19,6 +19,7 @@ from app.billing import credit, mass_payment
 from app.billing.errors import BillingError
 from app.billing.invoicing import InvoiceLine, create_invoice
 from app.billing.payments import apply_payment, refund_payment
+from app.events import hook, unhook
 from app.extensions import db as _db
 from app.gateways import processing
 from app.models.billing import CreditEntry, Invoice, ItemType, PaymentGateway, Transaction
@@ -79,6 +80,25 @@ def test_full_gateway_refund_marks_every_covered_invoice_refunded(db, mass_paid)
     logged = db.session.scalars(select(ActivityLog.description)
                                 .where(ActivityLog.action == "mass_pay_refunded")).all()
     assert len(logged) == 3 and all("now Refunded" in text for text in logged)
+
+
+def test_each_covered_invoice_refunded_is_announced(db, mass_paid):
+    """Settling told InvoicePaid subscribers of each covered invoice; refunding them
+    tells InvoiceRefunded subscribers of each one that becomes Refunded."""
+    heard = []
+
+    @hook("InvoiceRefunded")
+    def listen(payload):
+        heard.append(payload["invoice_id"])
+
+    try:
+        refund_payment(mass_paid["payment"].id, D("40.00"), to_credit=False, reason="Part",
+                       gateway_refund_id="re_part", actor=STAFF)
+        db.session.commit()
+    finally:
+        unhook(listen)
+    # The combined invoice stays Paid; only the newest covered one is all refunded.
+    assert heard == [mass_paid["combined"].id, mass_paid["invoices"][2].id]
 
 
 def test_partial_refunds_reach_the_newest_covered_invoice_first(db, mass_paid):
