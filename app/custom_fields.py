@@ -222,14 +222,11 @@ def save_values(applies_to: str, rel_id: int, values: dict, actor: Actor | None,
             row.value = value
     db.session.flush()
 
-    def shown(field_id: int, value: str) -> str:
-        return _password_shown(value, staff=False) if by_id[field_id].field_type == "password" \
-            else value
-
     names = sorted(by_id[field_id].name for field_id in changed)
     log("custom_fields_changed", f"Custom fields of {applies_to} {rel_id} changed: {', '.join(names)}",
-        record, before={by_id[i].name: shown(i, stored.get(i, "")) for i in changed},
-        after={by_id[i].name: shown(i, value) for i, value in changed.items()}, actor=actor)
+        record, before={by_id[i].name: logged_value(by_id[i], stored.get(i, "")) for i in changed},
+        after={by_id[i].name: logged_value(by_id[i], value) for i, value in changed.items()},
+        actor=actor)
     return changed
 
 
@@ -251,6 +248,12 @@ def _password_shown(value: str, staff: bool) -> str:
     if not value:
         return ""
     return mask_secret(value) if staff else "•" * 8
+
+
+def logged_value(field: CustomField, value: str | None) -> str:
+    """A value as the activity log keeps it: a password only as set or not."""
+    value = value or ""
+    return _password_shown(value, staff=False) if field.field_type == "password" else value
 
 
 def _shown(fields: list[CustomField], values: dict[int, str], staff: bool) -> list[ShownValue]:

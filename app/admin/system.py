@@ -289,6 +289,15 @@ class CustomFieldValueView(AuditedModelView):
             raise ValueError(problem)
         item.value = custom_fields.normalise(item.field, item.value)
 
+    def _log(self, item, verb: str, before: dict | None, after: dict | None) -> None:
+        # The audit entry keeps a password only as set or not (as the engine's log does).
+        def logged(values: dict | None) -> dict | None:
+            if not values or "value" not in values or item.field is None:
+                return values
+            return {**values, "value": custom_fields.logged_value(item.field, values["value"])}
+
+        super()._log(item, verb, logged(before), logged(after))
+
 
 class CustomFieldView(AuditedModelView):
     datamodel = SQLAInterface(CustomField)

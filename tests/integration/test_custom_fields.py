@@ -323,6 +323,28 @@ def test_admin_value_screen_uses_the_engine_check(admin_client, db):
     assert stored(site, client.id) == "https://ada.example"
 
 
+def test_admin_value_screen_logs_a_password_as_set_never_in_clear(admin_client, db):
+    client = factories.client()
+    pin = field("client", "Phone PIN", field_type="password")
+    db.session.commit()
+    added = admin_client.post("/customfieldvalueview/add", data={
+        "field": str(pin), "rel_id": str(client.id), "value": SECRET})
+    assert added.status_code == 302 and stored(pin, client.id) == SECRET
+    value_id = db.session.scalar(select(CustomFieldValue.id))
+    edited = admin_client.post(f"/customfieldvalueview/edit/{value_id}",
+                               data={"value": SECRET + "-2"})
+    assert edited.status_code == 302
+    db.session.expire_all()
+    assert stored(pin, client.id) == SECRET + "-2"
+    entries = db.session.scalars(select(ActivityLog).where(
+        ActivityLog.action.like("custom_field_value.%")).order_by(ActivityLog.id)).all()
+    assert [entry.action for entry in entries] == ["custom_field_value.created",
+                                                   "custom_field_value.updated"]
+    assert entries[0].after["value"] == "•" * 8
+    for entry in entries:
+        assert SECRET[-4:] not in f"{entry.description} {entry.before} {entry.after}"
+
+
 # The WHMCS API over HTTP
 
 NEW_CLIENT = dict(firstname="Grace", lastname="Hopper", email="grace@example.test",
