@@ -173,18 +173,8 @@ class DomainActions(EngineActions):
                 getattr(form, addon.value).data = getattr(domain, addon.value)
 
         def switch():
-            """Each changed addon through the engine; the first failure stops (the
-            ones switched before it stay, as the registrar has them)."""
-            done = []
-            for addon in DomainAddon:
-                result = addon_engine.set_addon(domain.id, addon, bool(getattr(form, addon.value).data),
-                                                actor=current_actor())
-                if not result.success:
-                    return result
-                if result.changed:
-                    done.append(result.message)
-            return domain_engine.DomainActionResult(True, "; ".join(done) or "Nothing changed",
-                                                    domain.id, domain.status, bool(done))
+            wanted = {addon: bool(getattr(form, addon.value).data) for addon in DomainAddon}
+            return addon_engine.set_addons(domain.id, wanted, actor=current_actor())
 
         if form.validate_on_submit() and self.run_domain(switch, lambda result: said(result.message)):
             return self.back_to(domain)

@@ -253,6 +253,22 @@ def set_addon(domain_id: int, addon, on: bool, actor: Actor | None = None) -> Do
     return _switch(domain, addon, on, actor, "by staff", renewals=False)
 
 
+def set_addons(domain_id: int, wanted: dict, actor: Actor | None = None) -> DomainActionResult:
+    """Staff switch several addons ({addon: on}) through set_addon, in that order. The
+    first one the registrar does not take stops the rest: its result is returned, and
+    the ones switched before it stay recorded, as the registrar has them."""
+    done = []
+    for addon, on in wanted.items():
+        result = set_addon(domain_id, addon, on, actor)
+        if not result.success:
+            return result
+        if result.changed:
+            done.append(result.message)
+    domain = _lock(domain_id)
+    return DomainActionResult(True, "; ".join(done) or "Nothing changed", domain.id,
+                              domain.status, bool(done))
+
+
 def send_ordered_addons(domain: Domain, actor: Actor | None = None) -> None:
     """A registration or transfer has completed: send the addons ordered with the domain
     (its flags) to the registrar. One the registrar refuses is switched off here (it is

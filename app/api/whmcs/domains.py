@@ -142,10 +142,9 @@ def update_client_domain(params: Params, actor: Actor) -> dict:
         domains.update_domain_details(domain.id, {"recurring_amount": price}, actor=actor)
     # Registrar calls last: a refusal above must not leave a change at the registrar
     # that the rollback takes out of our records.
-    for column, on in addons.items():
-        result = domain_addons.set_addon(domain.id, column, on, actor=actor)
-        if not result.success:
-            raise ApiError(result.message)
+    result = domain_addons.set_addons(domain.id, addons, actor=actor)
+    if not result.success:
+        raise ApiError(result.message)
     if nameservers is not None:
         domain_settings.set_nameservers(domain.id, nameservers, actor=actor)
     return {"domainid": domain.id}
