@@ -664,7 +664,8 @@ class TransactionActions(EngineActions):
         return payments.refund_payment(
             payment.id, form.amount.amount, to_credit=to_credit, reason=form.reason.data,
             actor=current_actor(), on_date=business_today(),
-            gateway_refund_id=None if to_credit else form.gateway_refund_id.data)
+            gateway_refund_id=None if to_credit else form.gateway_refund_id.data,
+            already_refunded=not to_credit)  # made outside: the money has left already
 
     def record_title(self, transaction) -> str:
         return f"Transaction {transaction!r}"

@@ -160,6 +160,28 @@ def test_admin_refund_button_refunds_the_covered_invoices(db, admin_client, mass
     assert credit.balance(mass_paid["client"].id) == D("66.50")
 
 
+def test_staff_record_a_refund_made_elsewhere_even_when_the_credit_was_spent(db, admin_client):
+    """Refunded outside this system: the money has left, so the admin records it like a
+    vendor's refund, and the part of the spent credit not taken back is logged."""
+    customer = factories.client()
+    first, _ = hosting_invoice(customer, "20.00", date(2026, 4, 1))
+    second, _ = hosting_invoice(customer, "10.00", date(2026, 4, 2))
+    combined = mass_payment.create_mass_pay_invoice(customer.id, [first.id, second.id])
+    apply_payment(second.id, D("10.00"), "USD", "banktransfer", "bank-3")  # paid another way
+    payment = apply_payment(combined.id, D("30.00"), "USD", "banktransfer", "bank-4").transaction
+    credit.remove_credit(customer.id, D("4.00"), "Spent elsewhere")
+    db.session.commit()
+    response = admin_client.post(f"/transactionview/refund/{payment.id}", data={
+        "amount": "10.00", "refund_to": "elsewhere", "gateway_refund_id": "wire-77",
+        "reason": "Wired back"}, follow_redirects=True)
+    assert "Refund of $10.00 recorded as refunded outside this system" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert credit.balance(customer.id) == D("0.00")
+    told = db.session.scalars(select(ActivityLog.description)
+                              .where(ActivityLog.action == "mass_pay_refund_unrecovered")).all()
+    assert len(told) == 1 and told[0].startswith("Refund wire-77 of mass payment") and "$4.00" in told[0]
+
+
 def test_proforma_invoices_numbered_when_paid_are_refunded_too(db):
     """With numbering on payment the covered invoices get their numbers while being
     settled: the refund still finds what the mass payment put on each."""
