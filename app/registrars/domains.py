@@ -102,6 +102,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _same_name(text, name: str) -> bool:
+    from app.registrars.availability import normalise_domain
+    try:
+        return normalise_domain(text or "") == name
+    except ValueError:
+        return False
+
+
 def registrar_name(domain: Domain) -> str | None:
     """The registrar module of a domain: its own, else the one selling its TLD."""
     if domain.registrar:
@@ -589,7 +597,10 @@ def update_domain_details(domain_id: int, values: dict, actor: Actor | None = No
         raise DomainActionError(f"{', '.join(sorted(unknown))} cannot be changed this way")
     values = dict(values)
     if "name" in values:
-        values["name"] = check_name(values["name"])
+        # Only a new name must fit a TLD sold here: the record's own name (a delisted
+        # TLD's, say) sent back unchanged is no change.
+        values["name"] = (domain.name if _same_name(values["name"], domain.name)
+                          else check_name(values["name"]))
         taken = db.session.scalar(select(Domain.id).where(Domain.name == values["name"],
                                                           Domain.id != domain.id))
         if taken:

@@ -142,3 +142,21 @@ def test_a_registered_domain_whose_tld_is_no_longer_sold_can_still_be_managed(
     with pytest.raises(OrderError, match="We do not sell .xyz domains"):
         price_cart(Cart("USD", [CartLine("domain", domain="new.xyz", domain_action="register",
                                          years=1)]))
+
+
+def test_update_client_domain_may_resend_the_unchanged_name_of_a_delisted_tld(db, client):
+    """A WHMCS caller sends the whole record back (domain=mine.xyz, unchanged) with a
+    note: the name is not a new one, so the TLD rule does not refuse the call; a new
+    name on an unsold TLD still is refused."""
+    sell(db, {".com": ("9.00", "local")})  # .xyz was sold once, and is no longer
+    domain = factories.domain(owner(), "mine.xyz")
+    db.session.commit()
+    key = make_credential(db, "Admin")
+    body = call(client, key, "UpdateClientDomain", domainid=domain.id, domain="MINE.xyz",
+                notes="kept")[1]
+    assert body["result"] == "success", body
+    body = call(client, key, "UpdateClientDomain", domainid=domain.id, domain="other.xyz")[1]
+    assert body["result"] == "error" and "We do not sell .xyz domains" in body["message"]
+    db.session.expire_all()
+    row = db.session.get(Domain, domain.id)
+    assert (row.name, row.notes) == ("mine.xyz", "kept")
