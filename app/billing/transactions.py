@@ -66,7 +66,7 @@ def record_transaction(*, gateway: str, client_id: int | None = None,
         raise BillingError("A transaction needs an amount in or an amount out")
     if to_credit and not amount_in:
         raise BillingError("Only money received can become credit")
-    if fees > amount_in:
+    if amount_in and fees > amount_in:  # money out may carry a fee of its own (a refund's)
         raise BillingError(f"fees must be from 0 to the amount in {amount_in} (got {fees})")
     if transaction_id and db.session.scalar(select(Transaction.id).where(
             Transaction.gateway == gateway, Transaction.gateway_transaction_id == transaction_id)):
