@@ -39,7 +39,9 @@ from app.portal.access import (
     can, client_login_required, current_client, is_client_user, owned_or_404,
 )
 from app.portal.auth import _complete_login
-from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
+from app.portal.custom_field_forms import (
+    first_problem, posted_again, posted_values, translated_problems,
+)
 from app.portal.forms import country_choices, email_field, required
 from app.portal.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from app.portal.signup import VerificationError, register_client, send_verification, verify_email
@@ -118,9 +120,8 @@ def signup_context(problems: dict | None = None) -> dict:
     """What the sign-up part of a page shows of the custom fields (the posted answers
     again, never a password)."""
     fields = signup_custom_fields()
-    shown = [field for field in fields if field.field_type != "password"]
     return {"signup_fields": fields, "signup_problems": problems or {},
-            "signup_values": posted_values(shown, request.form) if request.method == "POST" else {}}
+            "signup_values": posted_again(fields, request.form) if request.method == "POST" else {}}
 
 
 def register_with_fields(values: dict, password: str):

@@ -37,6 +37,11 @@ def posted_values(fields, form, keep_blank_passwords: bool = False) -> dict[int,
     return values
 
 
+def posted_again(fields, form) -> dict[int, str]:
+    """The posted answers to put back into a form shown again: never a password."""
+    return posted_values([field for field in fields if field.field_type != "password"], form)
+
+
 def translated_problems(error: CustomFieldError, fields) -> dict[int, str]:
     """field id -> the refusal in the visitor's language."""
     names = {field.id: field for field in fields}

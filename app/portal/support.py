@@ -22,7 +22,9 @@ from app.models.support import (
 )
 from app.portal import portal
 from app.portal.access import client_login_required, current_client, is_client_user, owned_or_404
-from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
+from app.portal.custom_field_forms import (
+    first_problem, posted_again, posted_values, translated_problems,
+)
 from app.portal.forms import ReplyForm, TicketForm
 from app.portal.uploads import (
     MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
@@ -91,10 +93,9 @@ class DepartmentQuestions:
         return open_with_fields
 
     def context(self) -> dict:
-        shown = [field for fields in self.fields.values() for field in fields
-                 if field.field_type != "password"]
+        asked = [field for fields in self.fields.values() for field in fields]
         return {"department_fields": self.fields, "custom_problems": self.problems,
-                "custom_values": posted_values(shown, request.form)
+                "custom_values": posted_again(asked, request.form)
                 if request.method == "POST" else {}}
 
 

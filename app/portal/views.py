@@ -32,7 +32,9 @@ from app.models.support import Announcement, Ticket, TicketStatus
 from app.portal import portal
 from app.portal.access import can, client_login_required, current_client, owned_or_404
 from app.portal.account import AccountError, change_email, update_profile
-from app.portal.custom_field_forms import first_problem, posted_values, translated_problems
+from app.portal.custom_field_forms import (
+    first_problem, posted_again, posted_values, translated_problems,
+)
 from app.portal.forms import (
     ButtonForm, CancellationForm, CreditForm, EmailChangeForm, NameserversForm, ProfileForm,
     ToggleForm,
@@ -336,8 +338,8 @@ def account():
             return redirect(url_for("portal.account"))
     shown = custom_fields.values_for(custom_fields.CLIENT, client.id, fields=fields)
     stored = {item.id: item.value for item in shown if item.field_type != "password"}
-    if request.method == "POST":  # the answers as posted, never a password
-        stored = posted_values([f for f in fields if f.field_type != "password"], request.form)
+    if request.method == "POST":
+        stored = posted_again(fields, request.form)
     return render_template("portal/account.html", form=form, email_form=EmailChangeForm(),
                            client=client, custom_fields=fields, custom_values=stored,
                            custom_problems=problems,

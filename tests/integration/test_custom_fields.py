@@ -220,6 +220,7 @@ def test_profile_edits_client_fields_but_not_staff_ones(signed_in, world, portal
 
     bad = signed_in.post("/portal/account", data={**PROFILE, vat: "12", pin: SECRET})
     assert "This value does not have the format VAT number needs." in text_of(bad)
+    assert 'value="12"' in text_of(bad) and SECRET not in text_of(bad)  # a password is not put back
     client_id = world["a"]["client"]
     with app.app_context():
         assert stored(portal_fields["vat"], client_id) is None
