@@ -73,7 +73,8 @@ def _payment_method(name, currency_code: str) -> str:
         return text
     try:
         gateway_class(text)
-        why = f"{name!r} is not enabled for payments in {currency_code}"
+        why = (f"{name!r} pays invoices, not orders (apply credit to the order's invoice)"
+               if text == "credit" else f"{name!r} is not enabled for payments in {currency_code}")
     except UnknownGatewayError:
         why = f"{name!r} is not a payment method"
     raise OrderError(f"Invalid Payment Method: {why}. Valid options include "

@@ -37,7 +37,7 @@ def _counts(db) -> list[int]:
 @pytest.mark.parametrize("method, why", [
     ("paypal", "'paypal' is not enabled for payments in USD"),
     ("nosuchgateway", "'nosuchgateway' is not a payment method"),
-    ("credit", "'credit' is not enabled for payments in USD"),
+    ("credit", "'credit' pays invoices, not orders (apply credit to the order's invoice)"),
 ])
 def test_add_order_refuses_a_disabled_or_unknown_gateway(client, db, key, shop, method, why):
     customer = factories.client()
