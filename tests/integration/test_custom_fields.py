@@ -359,6 +359,22 @@ def ok(http, key, action, **params) -> dict:
     return body
 
 
+def test_whmcs_customfields_given_as_php_numbers_keep_their_digits(client, db):
+    """A PHP client may serialize a number as one (i:0;, i:1;): it is the field's text,
+    a 0 as much as any other; only true/false are a tickbox's on/off."""
+    key = make_credential(db, "Admin")
+    customer = factories.client()
+    floor = field("client", "Floor")
+    rooms = field("client", "Rooms")
+    box = field("client", "Newsletter", field_type="tickbox")
+    db.session.commit()
+    serialized = f"a:3:{{i:{floor};i:0;i:{rooms};i:1;i:{box};b:1;}}"
+    ok(client, key, "UpdateClient", clientid=customer.id,
+       customfields=base64.b64encode(serialized.encode()).decode())
+    assert (stored(floor, customer.id), stored(rooms, customer.id), stored(box, customer.id)) \
+        == ("0", "1", "on")
+
+
 def test_whmcs_clients_with_custom_fields(client, db):
     key = make_credential(db, "Admin")
     factories.currency()

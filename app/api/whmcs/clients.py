@@ -58,7 +58,8 @@ def custom_field_values(raw: str | None, name: str = "customfields") -> dict:
     if not raw or not raw.strip():
         return {}
     found = php_unserialize_flat(decode_base64(raw, name), name)
-    return {key: ("on" if value is True else "" if value in (False, None) else str(value))
+    # By identity: 0 == False in Python, and a 0 is a value like any other.
+    return {key: ("on" if value is True else "" if value is False or value is None else str(value))
             for key, value in found.items()}
 
 
