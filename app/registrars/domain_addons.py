@@ -272,21 +272,25 @@ def set_addons(domain_id: int, wanted: dict, actor: Actor | None = None) -> Doma
 def send_ordered_addons(domain: Domain, actor: Actor | None = None) -> None:
     """A registration or transfer has completed: send the addons ordered with the domain
     (its flags) to the registrar. One the registrar refuses is switched off here (it is
-    not on there) and logged for staff, who can turn it on again; the client keeps what
-    was paid, so the renewal price is left as it is."""
+    not on there), its price taken out of the renewals (the order put it in; turning it
+    on again puts it back), and logged; the client's paid line lets the client's next
+    "Turn on" retry it without a new invoice."""
     for addon in DomainAddon:
         if not getattr(domain, addon.value):
             continue
         try:
             answer = _send(domain, addon, True)
         except (RegistrarError, DomainActionError) as error:
+            before = {addon.value: True, "recurring_amount": domain.recurring_amount}
             setattr(domain, addon.value, False)
+            domain.recurring_amount = max((domain.recurring_amount or ZERO)
+                                          - _per_renewal(domain, addon), ZERO)
             db.session.flush()
             log("domain_addon_failed", f"{addon.label} ordered with {domain.name} was not "
-                f"turned on at the registrar ({error}): it is off until staff turn it on again",
-                domain, before={addon.value: True},
-                after={addon.value: False, "error": str(error),
-                       "error_type": type(error).__name__}, actor=actor)
+                f"turned on at the registrar ({error}): it is off, and the renewals without "
+                "it, until it is turned on again", domain, before=before,
+                after={addon.value: False, "recurring_amount": domain.recurring_amount,
+                       "error": str(error), "error_type": type(error).__name__}, actor=actor)
             continue
         if answer is None:
             continue

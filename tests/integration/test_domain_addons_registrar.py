@@ -236,3 +236,38 @@ def test_update_client_domain_refuses_autorecalc_before_asking_the_registrar(
     assert fake_namecheap.domains["mine.com"]["whoisguard"]["enabled"] is False
     db.session.expire_all()
     assert db.session.get(Domain, mine.id).id_protection is False
+
+
+def test_an_ordered_addon_refused_then_turned_on_bills_its_renewal_price_once(db, mine, fake_namecheap):  # noqa: F811
+    """The order priced ID protection (5.00 a year) into the domain's renewals (12.00 +
+    5.00) and the client paid for it; Namecheap refused it at registration. Off here,
+    the renewals are without it; turned on later from the paid line, they are 17.00
+    again, not 22.00."""
+    from app.billing import invoicing
+    from app.orders.pricing import DOMAIN_ADDON_ITEM_TYPES
+    from app.models.domains import DomainAddon
+
+    db.session.add(DomainAddonPricing(currency_id=mine.client.currency_id, addon="id_protection",
+                                      price=D("5.00")))
+    fake_namecheap.refusals["namecheap.whoisguard.enable"] = ("2011331", "WhoisGuard is locked")
+    domain = pending(db, "fresh.com", id_protection=True, recurring_amount=D("17.00"),
+                     registrar="namecheap", next_due_date=PAID_UNTIL, expiry_date=PAID_UNTIL)
+    today = date.today()
+    invoice = invoicing.create_invoice(domain.client_id, [invoicing.InvoiceLine(
+        DOMAIN_ADDON_ITEM_TYPES[DomainAddon.ID_PROTECTION], domain.id,
+        "ID Protection - fresh.com - 1 Year(s)", D("5.00"), False, today,
+        today + timedelta(days=364))], issue_date=today)
+    db.session.commit()
+    payments.apply_payment(invoice.id, invoice.total, "USD", "banktransfer", "order-1",
+                           paid_at=datetime.now())
+    db.session.commit()
+    assert register_domain(domain.id).success
+    db.session.commit()
+    row = db.session.get(Domain, domain.id)
+    assert (row.id_protection, row.recurring_amount) == (False, D("12.00"))
+
+    fake_namecheap.refusals.clear()
+    assert order_addon(domain.id, "id_protection").success
+    db.session.commit()
+    row = db.session.get(Domain, domain.id)
+    assert (row.id_protection, row.recurring_amount) == (True, D("17.00"))
