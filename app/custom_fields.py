@@ -242,18 +242,18 @@ class ShownValue:
 
 
 def _password_shown(value: str, staff: bool) -> str:
-    """A stored password as it may be shown again: staff (the admin, the API) see its
-    last characters to tell two apart; a client's page (a guest's ticket link may be
-    passed on) and the activity log see none of it."""
+    """A stored password as it may be shown again: staff (the admin, the API, the
+    activity log) see its last characters to tell two apart; a client's page (a
+    guest's ticket link may be passed on) sees none of it."""
     if not value:
         return ""
     return mask_secret(value) if staff else "•" * 8
 
 
 def logged_value(field: CustomField, value: str | None) -> str:
-    """A value as the activity log keeps it: a password only as set or not."""
+    """A value as the activity log keeps it: a password masked, as staff see it."""
     value = value or ""
-    return _password_shown(value, staff=False) if field.field_type == "password" else value
+    return _password_shown(value, staff=True) if field.field_type == "password" else value
 
 
 def _shown(fields: list[CustomField], values: dict[int, str], staff: bool) -> list[ShownValue]:

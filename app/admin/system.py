@@ -290,7 +290,7 @@ class CustomFieldValueView(AuditedModelView):
         item.value = custom_fields.normalise(item.field, item.value)
 
     def _log(self, item, verb: str, before: dict | None, after: dict | None) -> None:
-        # The audit entry keeps a password only as set or not (as the engine's log does).
+        # The audit entry keeps a password masked, as the engine's own log does.
         def logged(values: dict | None) -> dict | None:
             if not values or "value" not in values or item.field is None:
                 return values
