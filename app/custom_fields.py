@@ -62,6 +62,18 @@ def department_fields(department_id: int) -> list[CustomField]:
     return _fields(SUPPORT, department_id)
 
 
+def fields_of_departments(department_ids) -> dict[int, list[CustomField]]:
+    """department id -> its ticket fields, in one query (a ticket form's departments)."""
+    found: dict[int, list[CustomField]] = {department_id: [] for department_id in department_ids}
+    if found:
+        for field in db.session.scalars(
+                select(CustomField).where(CustomField.applies_to == SUPPORT,
+                                          CustomField.rel_id.in_(list(found)))
+                .order_by(CustomField.sort_order, CustomField.id)):
+            found[field.rel_id].append(field)
+    return found
+
+
 def visible(fields: list[CustomField], staff: bool) -> list[CustomField]:
     """The fields the actor may see and set: staff all, a client not the staff-only ones."""
     return [field for field in fields if staff or not field.admin_only]

@@ -70,9 +70,10 @@ class DepartmentQuestions:
     as they must be (saved with it, in its transaction)."""
 
     def __init__(self, department_choices):
-        self.fields = {choice.value: custom_fields.visible(
-            custom_fields.department_fields(choice.value), staff=False)
-            for choice in department_choices}
+        by_department = custom_fields.fields_of_departments(
+            choice.value for choice in department_choices)
+        self.fields = {department_id: custom_fields.visible(fields, staff=False)
+                       for department_id, fields in by_department.items()}
         self.problems: dict[int, str] = {}
 
     def opener(self, form, open_ticket):

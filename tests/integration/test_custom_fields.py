@@ -452,3 +452,34 @@ def test_whmcs_orders_and_tickets_with_custom_fields(client, db, fake_rdap):
     opened = ok(client, key, "OpenTicket", **ticket, customfields=php_array({os_field: "Linux"}))
     got = ok(client, key, "GetTicket", ticketid=opened["id"])
     assert got["customfields"]["customfield"][0]["value"] == "Linux"
+
+
+def test_a_ticket_form_reads_its_departments_fields_in_one_query(client, app):
+    """The guest form (as the client's) lists every department with its fields: one
+    query for the fields however many departments there are."""
+    from sqlalchemy import event
+
+    from app.models.support import SupportDepartment
+
+    with app.app_context():
+        names = ["Sales", "Billing", "Abuse", "Network"]
+        rows = [SupportDepartment(name=name, email=f"{name.lower()}@example.test") for name in names]
+        db.session.add_all(rows)
+        db.session.flush()
+        for row in rows:
+            field("support", f"{row.name} question", row.id)
+        db.session.commit()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = text_of(client.get("/portal/tickets/submit"))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert all(f"{name} question" in page for name in names)
+    assert sum("FROM custom_fields" in statement for statement in statements) == 1
