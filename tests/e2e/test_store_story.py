@@ -1,5 +1,5 @@
 """The store's story in real browsers: a visitor asks a question without an account
-(the menu's Contact support), follows the emailed link and replies; then searches a
+(the Support menu's Contact support), follows the emailed link and replies; then searches a
 domain, orders a hosting plan with it and a promotion code, signs up at checkout and
 lands on the invoice. Staff, in a second browser, sign in to the admin, open the
 invoice from the client's page and record the bank transfer with its Add payment
@@ -110,6 +110,8 @@ def ask_as_a_guest(browser, app) -> None:
     emailed link (with no session at all) and replies."""
     driver = browser.driver
     browser.open("/portal/")
+    click(browser, driver.find_element(By.ID, "nav-support"))  # the menu's Support list
+    browser.wait_until(EC.visibility_of_element_located((By.ID, "nav-contact")), "the Support menu")
     click(browser, driver.find_element(By.ID, "nav-contact"))
     wait_path(browser, r"/portal/tickets/submit", "the Contact support form")
     form = driver.find_element(By.ID, "guest-ticket-form")
