@@ -1,16 +1,20 @@
 """Subscription and support metrics: MRR and ARR with their monthly movements, clients
 won and lost, churn rates, customer lifetime value, the order funnel and ticket times.
 
-The model keeps each service's current recurring amount, not its history, so a
-service's monthly value in past months is derived from what is kept:
+The service row keeps only its current recurring amount; a service's monthly value in
+past months comes from its dates and the history kept beside it:
 
 - it counts from the month of its registration date, until the month its termination
   date (or, for an ended service without one, the day its row last changed) falls in,
   that month excluded (the same rule as "MRR by month");
-- each completed Upgrade row starts a new amount in the month it was applied
-  (new_recurring_amount over the new cycle's months); before its first upgrade a
-  service stood at the amount of its last Hosting invoice line billed before the
-  upgrade, over the old cycle's months (its first payment amount when none was billed).
+- each change of amount starts a new amount in the month it was made: a completed
+  Upgrade row (new_recurring_amount over the new cycle's months) or a hand change by
+  staff or the API, which the engine keeps in service_amount_changes (new amount over
+  new cycle). All of a service's changes are ordered by time;
+- before its first change a service stood at the amount that change says it left (a
+  hand change keeps it); before a first upgrade, which does not, at the amount of its
+  last Hosting invoice line billed before the upgrade, over the old cycle's months
+  (its first payment amount when none was billed).
 
 A client's MRR in a month is the sum of its services' monthly values at that month's
 end. Comparing each client's MRR with the month before gives the movements: new (first
@@ -24,11 +28,14 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
-from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy import and_, case, cast, func, literal_column, null, or_, select, union_all
 
 from app.extensions import db
 from app.models.billing import InvoiceItem, ItemType
-from app.models.orders import OrderStatus, Service, ServiceStatus, Upgrade
+from app.models.base import MONEY as MONEY_TYPE
+from app.models.orders import (
+    OrderStatus, Service, ServiceAmountChange, ServiceStatus, Upgrade,
+)
 from app.models.support import TicketReply
 from reports.builder import (
     CheckedFilter, business_date, ReportDefinition, ReportError, ReportResult, ResultColumn, filtered_base,
@@ -73,45 +80,63 @@ def _service_pieces(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFi
     stop = month_index(base.c.end_date, dialect)
     applied = (Upgrade.status == UPGRADE_COMPLETED, Upgrade.applied_at.is_not(None))
 
+    # Every time a service's amount changed: its completed upgrades (kind 0) and its hand
+    # changes (kind 1, which also keep the amount before them).
+    upgrade_rows = select(
+        Upgrade.service_id, Upgrade.applied_at.label("at_time"),
+        literal_column("0").label("kind"),
+        Upgrade.id, Upgrade.new_recurring_amount.label("new_amount"),
+        text_after_first(Upgrade.new_value, ",", dialect).label("new_cycle"),
+        cast(null(), MONEY_TYPE).label("old_amount"),
+        text_after_first(Upgrade.old_value, ",", dialect).label("old_cycle"),
+    ).where(*applied)
+    change_rows = select(
+        ServiceAmountChange.service_id, ServiceAmountChange.changed_at, literal_column("1"),
+        ServiceAmountChange.id, ServiceAmountChange.new_amount, ServiceAmountChange.new_cycle,
+        ServiceAmountChange.old_amount, ServiceAmountChange.old_cycle)
+    changes = union_all(upgrade_rows, change_rows).subquery("changes")
+    c = changes.c
+
     plain = select(base.c.client_id, base.c.currency, start.label("start"), stop.label("stop"),
                    base.c.monthly_amount.label("amount")).where(
-        *where, base.c.service_id.notin_(select(Upgrade.service_id).where(*applied)))
+        *where, base.c.service_id.notin_(select(c.service_id)))
 
-    order = (Upgrade.applied_at, Upgrade.id)
-    applied_month = month_index(Upgrade.applied_at, dialect)
-    upgrades = select(
-        Upgrade.service_id, Upgrade.applied_at, Upgrade.new_recurring_amount,
-        applied_month.label("at"),
-        func.lead(applied_month).over(partition_by=Upgrade.service_id, order_by=order)
-        .label("next_at"),
-        func.row_number().over(partition_by=Upgrade.service_id, order_by=order).label("rank"),
-        text_after_first(Upgrade.old_value, ",", dialect).label("old_cycle"),
-        text_after_first(Upgrade.new_value, ",", dialect).label("new_cycle"),
-    ).where(*applied).subquery("upgrades")
+    order = (c.at_time, c.kind, c.id)
+    changed_month = month_index(c.at_time, dialect)
+    boundaries = select(
+        c.service_id, c.at_time, c.kind, c.new_amount, c.new_cycle, c.old_amount, c.old_cycle,
+        changed_month.label("at"),
+        func.lead(changed_month).over(partition_by=c.service_id, order_by=order).label("next_at"),
+        func.row_number().over(partition_by=c.service_id, order_by=order).label("rank"),
+    ).subquery("boundaries")
+    b = boundaries.c
 
     def until(limit):
         """The earlier of a month and the service's end (null: open)."""
         return case((stop.is_(None), limit), (limit.is_(None), stop), (stop < limit, stop),
                     else_=limit)
 
-    upgraded = select(base.c.client_id, base.c.currency, upgrades.c.at, until(upgrades.c.next_at),
-                      monthly_amount(upgrades.c.new_recurring_amount, upgrades.c.new_cycle)) \
-        .select_from(base.join(upgrades, upgrades.c.service_id == base.c.service_id)).where(*where)
+    changed = select(base.c.client_id, base.c.currency, b.at, until(b.next_at),
+                     monthly_amount(b.new_amount, b.new_cycle)) \
+        .select_from(base.join(boundaries, b.service_id == base.c.service_id)).where(*where)
 
+    # Before an upgrade that comes first, the amount last billed stood (or the first
+    # payment); before a hand change, the amount it changed.
     last_billed = (select(InvoiceItem.amount)
                    .where(InvoiceItem.type == ItemType.HOSTING.value,
-                          InvoiceItem.rel_id == upgrades.c.service_id,
-                          InvoiceItem.period_start < date_of(upgrades.c.applied_at, dialect))
+                          InvoiceItem.rel_id == b.service_id,
+                          InvoiceItem.period_start < date_of(b.at_time, dialect))
                    .order_by(InvoiceItem.period_start.desc()).limit(1).scalar_subquery())
+    amount_before = case((b.kind == 1, b.old_amount),
+                         else_=func.coalesce(last_billed, Service.first_payment_amount))
     before_first = select(
-        base.c.client_id, base.c.currency, start, until(upgrades.c.at),
-        monthly_amount(func.coalesce(last_billed, Service.first_payment_amount),
-                       upgrades.c.old_cycle),
-    ).select_from(base.join(upgrades, upgrades.c.service_id == base.c.service_id)
+        base.c.client_id, base.c.currency, start, until(b.at),
+        monthly_amount(amount_before, b.old_cycle),
+    ).select_from(base.join(boundaries, b.service_id == base.c.service_id)
                   .join(Service, Service.id == base.c.service_id)) \
-        .where(*where, upgrades.c.rank == 1)
+        .where(*where, b.rank == 1)
     # A CTE: evaluated once, though the events read it twice.
-    return union_all(plain, upgraded, before_first).cte("pieces")
+    return union_all(plain, changed, before_first).cte("pieces")
 
 
 def movement_frame(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFilter],

@@ -241,3 +241,19 @@ class Upgrade(TimestampMixin, Model):
     applied_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     service = relationship("Service")
+
+
+class ServiceAmountChange(Model):
+    """A hand change of a service's recurring amount or billing cycle (staff, the API):
+    the history the MRR reports read, as the service keeps only its current amount."""
+
+    __tablename__ = "service_amount_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The history of a service deleted with its order (never live) goes with it.
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"),
+                                            index=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    old_amount: Mapped[Decimal] = mapped_column(MONEY)
+    new_amount: Mapped[Decimal] = mapped_column(MONEY)
+    old_cycle: Mapped[str] = mapped_column(String(20))
+    new_cycle: Mapped[str] = mapped_column(String(20))

@@ -17,7 +17,7 @@ from app.events import emit
 from app.billing import payments
 from app.billing.numbering_counter import lock_row
 from app.extensions import db
-from app.models.orders import Service, ServiceAddon, ServiceStatus
+from app.models.orders import Service, ServiceAddon, ServiceAmountChange, ServiceStatus
 from app.provisioning.base import ModuleResult
 
 
@@ -166,7 +166,9 @@ DETAIL_COLUMNS = ("domain", "username", "dedicated_ip", "notes", "payment_method
 
 def update_service_details(service_id: int, values: dict, actor: Actor | None = None) -> dict:
     """Change the given detail columns of a service; returns what changed. Moving the
-    next due date moves the next invoice date with it (the engine's due-date rule)."""
+    next due date moves the next invoice date with it (the engine's due-date rule); a
+    changed recurring amount is kept in the service's amount history (for the MRR
+    reports, which would otherwise price every past month at the new amount)."""
     from app.billing.due_dates import apply_detail_changes
     from app.models.catalog import Server
 
@@ -180,5 +182,12 @@ def update_service_details(service_id: int, values: dict, actor: Actor | None = 
             raise ServiceCommandError(f"{name.replace('_', ' ')} cannot be negative")
     if values.get("server_id") is not None and db.session.get(Server, values["server_id"]) is None:
         raise ServiceCommandError("Server ID Not Found")
-    return apply_detail_changes(service, values, "service_updated", f"Service #{service.id}",
-                                actor)
+    old_amount = service.recurring_amount
+    changed = apply_detail_changes(service, values, "service_updated", f"Service #{service.id}",
+                                   actor)
+    if "recurring_amount" in changed:  # the cycle is not a detail: it stays
+        db.session.add(ServiceAmountChange(
+            service_id=service.id, old_amount=old_amount, new_amount=service.recurring_amount,
+            old_cycle=service.billing_cycle, new_cycle=service.billing_cycle))
+        db.session.flush()
+    return changed

@@ -4,14 +4,16 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 import reports  # noqa: F401  (registers the report tables)
 from app.models.billing import Invoice, InvoiceItem, Transaction
 from app.models.catalog import ExchangeRate
-from app.models.orders import Order, Upgrade
+from app.models.orders import Order, ServiceAmountChange, Upgrade
 from app.models.support import SupportDepartment, Ticket, TicketReply
 from reports.builder import ReportDefinition, ReportError, run_report
 from reports.builtin import BUILTINS_BY_KEY
+from reports.metrics import index_of, month_of
 from tests import factories
 
 D = Decimal
@@ -33,6 +35,13 @@ def upgrade(db, service, old_cycle, new_cycle, new_amount, applied: datetime):
                            new_value=f"{service.product_id},{new_cycle}",
                            new_recurring_amount=D(new_amount), status="Completed",
                            applied_at=applied))
+
+
+def hand_change(db, service, old: tuple[str, str], new: tuple[str, str], changed: datetime):
+    """What the engine keeps when staff change a service's amount or cycle by hand."""
+    db.session.add(ServiceAmountChange(service_id=service.id, changed_at=changed,
+                                       old_amount=D(old[0]), old_cycle=old[1],
+                                       new_amount=D(new[0]), new_cycle=new[1]))
 
 
 def hosting_line(db, service, amount: str, period_start: date):
@@ -148,6 +157,97 @@ def test_a_quarterly_third_keeps_its_cents(db):
     db.session.commit()
     result = run_report(builtin("mrr_movements", params={"months": 1}), "MRR", TODAY)
     assert rows(result)[0][-2:] == (D("3.33"), D("40.00"))
+
+
+APR_END = date(2026, 4, 30)
+JAN, APR = date(2026, 1, 1), date(2026, 4, 1)
+
+
+def mrr_by_month(result) -> list[tuple]:
+    """(month, expansion, contraction, MRR at end) per month."""
+    return [(row[0], row[4], row[5], row[8]) for row in rows(result)]
+
+
+def test_a_hand_raised_price_counts_from_its_month(db):
+    plan = factories.product()
+    raised = factories.service(factories.client(), plan, amount="15.00",
+                               registration_date=date(2026, 1, 10))
+    hand_change(db, raised, ("10.00", "Monthly"), ("15.00", "Monthly"),
+                datetime(2026, 4, 12, 9, 30))
+    db.session.commit()
+    result = run_report(builtin("mrr_movements", params={"months": 4}), "MRR", APR_END)
+    # 10.00 from January to March (not the 15.00 the service now says), 15.00 from April.
+    assert mrr_by_month(result) == [
+        (JAN, D("0.00"), D("0.00"), D("10.00")), (FEB, D("0.00"), D("0.00"), D("10.00")),
+        (MAR, D("0.00"), D("0.00"), D("10.00")), (APR, D("5.00"), D("0.00"), D("15.00"))]
+    assert rows(result)[0][3] == D("10.00")  # new in January
+
+
+def test_a_hand_changed_cycle_keeps_the_monthly_value(db):
+    plan = factories.product()
+    yearly = factories.service(factories.client(), plan, amount="120.00", cycle="Annually",
+                               registration_date=date(2026, 1, 10))
+    hand_change(db, yearly, ("10.00", "Monthly"), ("120.00", "Annually"),
+                datetime(2026, 4, 2, 8, 0))
+    db.session.commit()
+    result = run_report(builtin("mrr_movements", params={"months": 4}), "MRR", APR_END)
+    # 10.00 a month, then 120.00 / 12 = 10.00 a month: no movement in April.
+    assert mrr_by_month(result) == [(month, D("0.00"), D("0.00"), D("10.00"))
+                                    for month in (JAN, FEB, MAR, APR)]
+
+
+def test_upgrades_and_hand_changes_apply_in_time_order(db):
+    plan = factories.product()
+    ann, bob = factories.client(first_name="Ann"), factories.client(first_name="Bob")
+    # Ann: billed 10.00 in January, upgraded to 12.00 in February, cut by hand to 8.00
+    # in March (the upgrade comes first: before it, the line last billed).
+    first_upgraded = factories.service(ann, plan, amount="8.00",
+                                       registration_date=date(2026, 1, 5))
+    hosting_line(db, first_upgraded, "10.00", date(2026, 1, 5))
+    hand_change(db, first_upgraded, ("12.00", "Monthly"), ("8.00", "Monthly"),
+                datetime(2026, 3, 3, 10, 0))
+    upgrade(db, first_upgraded, "Monthly", "Monthly", "12.00", datetime(2026, 2, 14, 10, 0))
+    # Bob: 20.00 a quarter (6.6667 a month), raised by hand to 30.00 a quarter (10.00) in
+    # February, upgraded to 15.00 a month in April (the hand change comes first: before
+    # it, the amount it changed, whatever was billed).
+    first_changed = factories.service(bob, plan, amount="15.00",
+                                      registration_date=date(2026, 1, 20))
+    hosting_line(db, first_changed, "99.00", date(2026, 1, 20))
+    upgrade(db, first_changed, "Quarterly", "Monthly", "15.00", datetime(2026, 4, 1, 7, 0))
+    hand_change(db, first_changed, ("20.00", "Quarterly"), ("30.00", "Quarterly"),
+                datetime(2026, 2, 27, 16, 0))
+    db.session.commit()
+    result = run_report(builtin("mrr_movements", params={"months": 4}), "MRR", APR_END)
+    # January 10.00 + 6.6667 = 16.67; February 12.00 + 10.00 (+2.00 +3.3333);
+    # March 8.00 + 10.00 (-4.00); April 8.00 + 15.00 (+5.00).
+    assert mrr_by_month(result) == [
+        (JAN, D("0.00"), D("0.00"), D("16.67")), (FEB, D("5.33"), D("0.00"), D("22.00")),
+        (MAR, D("0.00"), D("-4.00"), D("18.00")), (APR, D("5.00"), D("0.00"), D("23.00"))]
+
+
+def test_a_price_changed_through_the_whmcs_api_keeps_the_past(client, db):
+    from tests.integration.test_api_whmcs import call, make_credential
+
+    key = make_credential(db, "Admin")
+    today = date.today()
+    this_month = index_of(today)
+    plan = factories.product()
+    service = factories.service(factories.client(), plan, amount="10.00",
+                                registration_date=month_of(this_month - 3))
+    db.session.commit()
+    for amount in ("15.00", "15.0"):  # the second changes nothing, so keeps nothing
+        status, body = call(client, key, "UpdateClientProduct", serviceid=service.id,
+                            recurringamount=amount)
+        assert status == 200 and body["result"] == "success", body
+    kept = db.session.scalars(select(ServiceAmountChange)).all()
+    assert [(row.service_id, row.old_amount, row.old_cycle, row.new_amount, row.new_cycle)
+            for row in kept] == [(service.id, D("10.00"), "Monthly", D("15.00"), "Monthly")]
+    result = run_report(builtin("mrr_movements", params={"months": 4}), "MRR", today)
+    assert mrr_by_month(result) == [
+        (month_of(this_month - 3), D("0.00"), D("0.00"), D("10.00")),
+        (month_of(this_month - 2), D("0.00"), D("0.00"), D("10.00")),
+        (month_of(this_month - 1), D("0.00"), D("0.00"), D("10.00")),
+        (month_of(this_month), D("5.00"), D("0.00"), D("15.00"))]
 
 
 def test_months_must_be_a_small_whole_number(movements):
