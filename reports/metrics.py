@@ -116,7 +116,10 @@ def _service_pieces(ctx: QueryContext, dataset: Dataset, filters: list[CheckedFi
         return case((stop.is_(None), limit), (limit.is_(None), stop), (stop < limit, stop),
                     else_=limit)
 
-    changed = select(base.c.client_id, base.c.currency, b.at, until(b.next_at),
+    # Not before the service's first month (staff may change a Pending service's price,
+    # or move its registration date, after the change).
+    from_month = case((b.at < start, start), else_=b.at)
+    changed = select(base.c.client_id, base.c.currency, from_month, until(b.next_at),
                      monthly_amount(b.new_amount, b.new_cycle)) \
         .select_from(base.join(boundaries, b.service_id == base.c.service_id)).where(*where)
 

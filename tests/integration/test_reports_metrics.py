@@ -225,6 +225,20 @@ def test_upgrades_and_hand_changes_apply_in_time_order(db):
         (MAR, D("0.00"), D("-4.00"), D("18.00")), (APR, D("5.00"), D("0.00"), D("23.00"))]
 
 
+def test_a_change_before_the_registration_counts_from_the_registration(db):
+    plan = factories.product()
+    later = factories.service(factories.client(), plan, amount="15.00",
+                              registration_date=date(2026, 3, 2))
+    hand_change(db, later, ("10.00", "Monthly"), ("15.00", "Monthly"),
+                datetime(2026, 1, 20, 9, 0))
+    db.session.commit()
+    result = run_report(builtin("mrr_movements", params={"months": 4}), "MRR", APR_END)
+    assert mrr_by_month(result) == [
+        (JAN, D("0.00"), D("0.00"), D("0.00")), (FEB, D("0.00"), D("0.00"), D("0.00")),
+        (MAR, D("0.00"), D("0.00"), D("15.00")), (APR, D("0.00"), D("0.00"), D("15.00"))]
+    assert rows(result)[2][3] == D("15.00")  # new in March
+
+
 def test_a_price_changed_through_the_whmcs_api_keeps_the_past(client, db):
     from tests.integration.test_api_whmcs import call, make_credential
 
