@@ -32,7 +32,7 @@ from app.notifications.merge_fields import service_email_context
 from app.notifications.queue import EmailTemplateMissing, queue_email
 from app.orders.cart import OrderError
 from app.orders.pricing import full_recurring_price
-from app.provisioning.service_commands import ServiceCommandError, create_service
+from app.provisioning.service_commands import ServiceCommandError, create_service, record_amount_change
 
 # Product.auto_setup values (WHMCS: on order, on first payment, on manual accept, never).
 ON_ORDER, ON_PAYMENT, ON_ACCEPT, NEVER = "order", "payment", "accept", "never"
@@ -259,6 +259,7 @@ def end_recurring_discount(service_id: int, actor: Actor) -> None:
     before = service.recurring_amount
     service.recurring_amount = full
     service.promotion_id = None
+    record_amount_change(service, before)
     log("service_promotion_ended", f"Service #{service.id}: promotion {promotion.code} applied to "
         f"{promotion.recur_for} renewal(s); the recurring amount goes from {before} to {full}", service,
         before={"recurring_amount": before, "promotion_id": promotion.id},

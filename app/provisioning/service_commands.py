@@ -186,8 +186,15 @@ def update_service_details(service_id: int, values: dict, actor: Actor | None = 
     changed = apply_detail_changes(service, values, "service_updated", f"Service #{service.id}",
                                    actor)
     if "recurring_amount" in changed:  # the cycle is not a detail: it stays
-        db.session.add(ServiceAmountChange(
-            service_id=service.id, old_amount=old_amount, new_amount=service.recurring_amount,
-            old_cycle=service.billing_cycle, new_cycle=service.billing_cycle))
-        db.session.flush()
+        record_amount_change(service, old_amount)
     return changed
+
+
+def record_amount_change(service: Service, old_amount) -> None:
+    """Keep a change of the service's recurring amount (made already, same cycle) in
+    its amount history, for the MRR reports. Every engine path that reprices a service
+    outside an upgrade calls this."""
+    db.session.add(ServiceAmountChange(
+        service_id=service.id, old_amount=old_amount, new_amount=service.recurring_amount,
+        old_cycle=service.billing_cycle, new_cycle=service.billing_cycle))
+    db.session.flush()

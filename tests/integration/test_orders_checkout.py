@@ -361,6 +361,10 @@ def test_recurring_promotion_ends_after_its_renewals(db, shop):
     service = db.session.scalar(select(Service))
     assert (service.recurring_amount, service.promotion_id) == (D("18.50"), None)
     assert db.session.scalar(select(ActivityLog).where(ActivityLog.action == "service_promotion_ended"))
+    # Kept in the amount history, so the MRR reports price the past at the promoted amount.
+    from app.models.orders import ServiceAmountChange
+    change = db.session.scalar(select(ServiceAmountChange).where(ServiceAmountChange.service_id == service.id))
+    assert (change.old_amount, change.new_amount) == (D("16.65"), D("18.50"))
 
 
 def test_paid_order_registers_and_transfers_domains_through_the_registrar(db, shop):
