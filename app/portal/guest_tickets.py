@@ -64,7 +64,7 @@ def guest_new_ticket():
             flash(_("Ticket #%(tid)s has been opened. We have emailed you a link to follow it.",
                     tid=ticket.tid), "success")
             return redirect(_page_url(ticket))
-    return render_template("portal/guest_new_ticket.html", form=form, rules=_upload_rules(),
+    return render_template("portal/new_ticket.html", guest=True, form=form, rules=_upload_rules(),
                            **questions.context())
 
 
