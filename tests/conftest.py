@@ -119,6 +119,14 @@ def client(app):
 
 
 @pytest.fixture
+def key(db):
+    """WHMCS API credentials of the Admin role (a module may override it with another role)."""
+    from tests.integration.test_api_whmcs import make_credential
+
+    return make_credential(db, "Admin")
+
+
+@pytest.fixture
 def staff(app):
     """Factory: staff(role) -> (username, password) of a new staff user."""
     from app.auth.bootstrap import create_staff_user

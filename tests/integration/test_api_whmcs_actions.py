@@ -20,11 +20,6 @@ from tests.fakes.stripe_server import add_stripe_gateway, fake_stripe  # noqa: F
 from tests.integration.test_api_whmcs import call, make_credential
 
 
-@pytest.fixture
-def key(db):
-    return make_credential(db, "Admin")
-
-
 def ok(client, key, action, **params) -> dict:
     status, body = call(client, key, action, **params)
     assert status == 200 and body["result"] == "success", body

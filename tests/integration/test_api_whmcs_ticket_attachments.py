@@ -15,15 +15,10 @@ from app.models.support import SupportDepartment, Ticket, TicketAttachment, Tick
 from app.models.system import EmailMessage, EmailTemplate
 from app.portal.uploads import store_folder
 from tests import factories
-from tests.integration.test_api_whmcs import call, make_credential
+from tests.integration.test_api_whmcs import call
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
 PDF = b"%PDF-1.7\n1 0 obj\n"
-
-
-@pytest.fixture
-def key(db):
-    return make_credential(db, "Admin")
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ from sqlalchemy import func, select
 from app.models.billing import Invoice, InvoiceItem
 from app.models.domains import Domain, DomainAddonPricing, Tld
 from tests import factories, orders_catalog
-from tests.integration.test_api_whmcs import call, make_credential
+from tests.integration.test_api_whmcs import call
 
 D = Decimal
-
-
-@pytest.fixture
-def key(db):
-    return make_credential(db, "Admin")
 
 
 @pytest.fixture

@@ -13,12 +13,7 @@ from app.models.system import ActivityLog
 from app.orders.cart import Cart, CartLine, OrderError
 from app.orders.checkout import create_order
 from tests import factories, orders_catalog
-from tests.integration.test_api_whmcs import call, make_credential
-
-
-@pytest.fixture
-def key(db):
-    return make_credential(db, "Admin")
+from tests.integration.test_api_whmcs import call
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ D = Decimal
 
 
 @pytest.fixture
-def key(db):
-    return make_credential(db, "Admin")
-
-
-@pytest.fixture
 def shop(db):
     shop = orders_catalog.build()
     db.session.commit()
