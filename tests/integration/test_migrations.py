@@ -1,6 +1,7 @@
 """`flask db upgrade` from an empty database gives exactly the models' schema."""
 import os
 import uuid
+from contextlib import contextmanager
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -48,25 +49,36 @@ def migration_app(url: str) -> Flask:
     return bare
 
 
-def test_upgrade_from_empty_gives_the_models_schema(tmp_path):
+@contextmanager
+def database_at(tmp_path, revision: str):
+    """A fresh database upgraded to `revision`, in the app context of a bare app; yields
+    the db extension (a data migration's test inserts old rows, then calls upgrade()).
+    The database is dropped afterwards."""
     from app.extensions import db
 
     url = fresh_database_url(tmp_path)
     app = migration_app(url)
     try:
         with app.app_context():
-            upgrade()
-            with db.engine.connect() as conn:
-                context = MigrationContext.configure(conn, opts={"compare_type": True})
-                differences = compare_metadata(context, Model.metadata)
-                tables = set(inspect(conn).get_table_names())
-            assert differences == []
-            assert {"ab_user", "ab_role", "clients", "invoices", "invoice_items"} <= tables
-            # The history also goes back down to nothing.
-            downgrade(revision="base")
-            with db.engine.connect() as conn:
-                assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
-            db.session.remove()
-            db.engine.dispose()
+            upgrade(revision=revision)
+            try:
+                yield db
+            finally:
+                db.session.remove()
+                db.engine.dispose()
     finally:
         drop_database(url)
+
+
+def test_upgrade_from_empty_gives_the_models_schema(tmp_path):
+    with database_at(tmp_path, "head") as db:
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Model.metadata)
+            tables = set(inspect(conn).get_table_names())
+        assert differences == []
+        assert {"ab_user", "ab_role", "clients", "invoices", "invoice_items"} <= tables
+        # The history also goes back down to nothing.
+        downgrade(revision="base")
+        with db.engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
