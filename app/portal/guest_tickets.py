@@ -16,6 +16,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from app.activity import current_actor
 from app.extensions import db
 from app.models.support import TicketAttachment
 from app.portal import portal
@@ -56,10 +57,10 @@ def guest_new_ticket():
                                for d in visible_departments(guest=True)]
     questions = DepartmentQuestions(form.department.choices)
     if form.validate_on_submit():
-        ticket = _save_with_files(form, questions.opener(form, lambda stored: ticket_engine.open_ticket(
+        ticket = _save_with_files(form, questions.opener(form, lambda stored, answers: ticket_engine.open_ticket(
             form.department.data, form.subject.data, form.message.data,
             guest_author(form.name.data, form.email.data), priority=form.priority.data,
-            files=stored, visible_only=True)))
+            files=stored, visible_only=True, field_answers=answers, actor=current_actor())))
         if ticket is not None:
             flash(_("Ticket #%(tid)s has been opened. We have emailed you a link to follow it.",
                     tid=ticket.tid), "success")

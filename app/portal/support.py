@@ -77,20 +77,16 @@ class DepartmentQuestions:
         self.problems: dict[int, str] = {}
 
     def opener(self, form, open_ticket):
-        """open_ticket(stored files) wrapped: the answers to the form's chosen
-        department's fields are checked first, and saved with the ticket."""
+        """open_ticket(stored files, answers) wrapped: the answers posted to the chosen
+        department's fields go to the engine, and its refusal shows beside them."""
         def open_with_fields(stored):
             fields = self.fields.get(form.department.data, [])
             answers = posted_values(fields, request.form)
             try:
-                custom_fields.check_values(fields, answers)
+                return open_ticket(stored, answers)
             except custom_fields.CustomFieldError as error:
                 self.problems = translated_problems(error, fields)
                 raise TicketError(first_problem(error, fields)) from None
-            opened = open_ticket(stored)
-            custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, current_actor(),
-                                      fields=fields)
-            return opened
         return open_with_fields
 
     def context(self) -> dict:
@@ -121,10 +117,11 @@ def new_ticket():
     form.service.choices = [SelectChoice(0, _("None"))] + [SelectChoice(s.id, str(s))
                                                            for s in services]
     questions = DepartmentQuestions(form.department.choices)
-    open_with_fields = questions.opener(form, lambda stored: ticket_engine.open_ticket(
+    open_with_fields = questions.opener(form, lambda stored, answers: ticket_engine.open_ticket(
         form.department.data, form.subject.data, form.message.data,
         client_user_author(client.id, current_user), priority=form.priority.data,
-        service_id=form.service.data or None, files=stored, visible_only=True))
+        service_id=form.service.data or None, files=stored, visible_only=True,
+        field_answers=answers, actor=current_actor()))
     if form.validate_on_submit():
         ticket = _save_with_files(form, open_with_fields)
         if ticket is not None:

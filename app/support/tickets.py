@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 from flask import current_app
 from sqlalchemy import func, select
 
-from app import settings
+from app import custom_fields, settings
 
 from app.activity import Actor, change_and_log, log
 from app.client_accounts import EMAIL_PATTERN
@@ -226,10 +226,18 @@ def open_ticket(department_id: int, subject: str, message: str, author: Author, 
                 priority: str = TicketPriority.MEDIUM.value, service_id: int | None = None,
                 created_at: datetime | None = None, files: Iterable[StoredFile] = (),
                 visible_only: bool = False, send_email: bool = True,
+                field_answers: dict | None = None, staff: bool = False,
                 actor: Actor | None = None) -> Ticket:
     """A new Open ticket whose first message is the author's. visible_only: the
-    department must be one clients may pick (the portal)."""
+    department must be one clients may pick (the portal). field_answers: the answers
+    (field id -> value) to the department's custom fields a form or API call asked
+    (staff: the staff-only ones too); checked before anything is written
+    (CustomFieldError) and saved with the ticket. None: none were asked."""
     department = _department(department_id, visible_only)
+    fields = None
+    if field_answers is not None:
+        fields = custom_fields.visible(custom_fields.department_fields(department.id), staff)
+        custom_fields.check_values(fields, field_answers, staff=staff)
     if visible_only and author.client_id is None and department.clients_only:
         raise TicketError("Only clients can open tickets in this department: please sign in")
     subject = _text(subject, "Subject", MAX_SUBJECT_LENGTH)
@@ -258,6 +266,9 @@ def open_ticket(department_id: int, subject: str, message: str, author: Author, 
     db.session.flush()
     attached = _attach(ticket, reply, files)
     db.session.flush()
+    if fields:
+        custom_fields.save_values(custom_fields.SUPPORT, ticket.id, field_answers, actor,
+                                  staff=staff, fields=fields)
     log("ticket_opened", f"Ticket #{ticket.tid} opened in {department.name}: {subject}", ticket,
         after={"department": department.name, "priority": priority, "from": ticket.email,
                "attachments": attached}, actor=actor)

@@ -108,6 +108,30 @@ def test_staff_only_fields_and_passwords(db):
     assert len(raw) == 2 and not any(SECRET in value or "trusted" in value for value in raw)
 
 
+def test_the_ticket_engine_checks_department_fields_before_opening(db):
+    from app.models.support import SupportDepartment
+    from app.support.tickets import guest_author, open_ticket
+
+    desk = SupportDepartment(name="Sales", email="sales@x.test")
+    db.session.add(desk)
+    db.session.flush()
+    domain = field("support", "Domain name", desk.id, required=True)
+    note = field("support", "Staff note", desk.id, admin_only=True)
+    db.session.commit()
+    author = guest_author("Ann Lee", "ann@example.test")
+    with pytest.raises(custom_fields.CustomFieldError):
+        open_ticket(desk.id, "Hello", "A question", author, field_answers={})
+    with pytest.raises(custom_fields.CustomFieldError):  # a client may not set a staff-only field
+        open_ticket(desk.id, "Hello", "A question", author,
+                    field_answers={domain: "ann.example", note: "vip"})
+    db.session.rollback()
+    assert count(Ticket) == 0 and count(CustomFieldValue) == 0
+
+    ticket = open_ticket(desk.id, "Hello", "A question", author, field_answers={domain: "ann.example"})
+    db.session.commit()
+    assert stored(domain, ticket.id) == "ann.example" and stored(note, ticket.id) is None
+
+
 # The store, sign-up and checkout
 
 @pytest.fixture

@@ -68,19 +68,13 @@ def open_ticket(params: Params, actor: Actor) -> dict:
     author, service_id = _author(params), params.id("serviceid")
     created_at, send_email = params.datetime("created"), not params.bool("noemail")
     answers = custom_field_values(params.raw("customfields"))
-    fields = custom_fields.department_fields(department_id)
-    checked_custom_fields(fields, answers)
-
-    def open_with_fields(stored):
-        opened = ticket_engine.open_ticket(
-            department_id, params.raw("subject") or "", params.raw("message") or "", author,
-            priority=params.text("priority") or "Medium", service_id=service_id,
-            created_at=created_at, files=stored, send_email=send_email, actor=actor)
-        custom_fields.save_values(custom_fields.SUPPORT, opened.id, answers, actor, staff=True,
-                                  fields=fields)
-        return opened
-
-    ticket = _with_attachments(params, open_with_fields)
+    # Checked first, as WHMCS does: a bad answer refuses the call before any file is stored.
+    checked_custom_fields(custom_fields.department_fields(department_id), answers)
+    ticket = _with_attachments(params, lambda stored: ticket_engine.open_ticket(
+        department_id, params.raw("subject") or "", params.raw("message") or "", author,
+        priority=params.text("priority") or "Medium", service_id=service_id,
+        created_at=created_at, files=stored, send_email=send_email, field_answers=answers,
+        staff=True, actor=actor))
     # "c": the access code that opens a guest's ticket page with its number.
     return {"id": ticket.id, "tid": ticket.tid, "c": ticket.access_code}
 
