@@ -7,7 +7,8 @@ A wrong number or code, or a client's ticket (read in the account), answers 404.
 The page lives in the tickets area of the portal (app.portal.access), so a signed-in
 login without the tickets permission is refused there as on the account's tickets.
 The forms are CSRF-checked (app-wide) and rate-limited like the sign-in forms
-(app.portal._RATE_LIMITED_ENDPOINTS); attachments pass the checks of app.portal.uploads."""
+(app.portal._RATE_LIMITED_ENDPOINTS); attachments pass the checks of
+app.support.attachments."""
 from __future__ import annotations
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
@@ -25,7 +26,7 @@ from app.portal.forms import GuestTicketForm, ReplyForm
 from app.portal.support import (
     DepartmentQuestions, _save_with_files, _upload_rules, ticket_page,
 )
-from app.portal.uploads import download
+from app.support.attachments import download
 from app.support import tickets as ticket_engine
 from app.support.tickets import TicketError, guest_author, visible_departments
 

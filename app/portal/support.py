@@ -26,7 +26,7 @@ from app.portal.custom_field_forms import (
     first_problem, posted_again, posted_values, translated_problems,
 )
 from app.portal.forms import ReplyForm, TicketForm
-from app.portal.uploads import (
+from app.support.attachments import (
     MAX_FILES, UploadError, allowed_extensions, download, human_size, max_bytes, remove_stored,
     store_uploads,
 )

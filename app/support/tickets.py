@@ -10,7 +10,7 @@ the caller names another status.
 
 Transactions: these functions flush and never commit; the caller commits. A refused
 call raises TicketError before anything is written. Attachments arrive already
-stored (see app.portal.uploads) and are recorded in the same transaction as their
+stored (see app.support.attachments) and are recorded in the same transaction as their
 message.
 
 Guests: every ticket has an access code (WHMCS's "c"); a ticket without a client

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 
 from app.models.support import SupportDepartment, Ticket, TicketAttachment, TicketReply
 from app.models.system import EmailMessage, EmailTemplate
-from app.portal.uploads import store_folder
+from app.support.attachments import store_folder
 from tests import factories
 from tests.integration.test_api_whmcs import call
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models.support import SupportDepartment, Ticket, TicketAttachment, TicketReply
 from app.models.system import EmailMessage, EmailTemplate
-from app.portal.uploads import store_folder
+from app.support.attachments import store_folder
 from app.support import tickets as ticket_engine
 from tests.helpers import run_rate_limited
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)

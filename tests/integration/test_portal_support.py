@@ -14,7 +14,7 @@ from app.models.support import (
     KbArticle, KbCategory, SupportDepartment, Ticket, TicketReply,
 )
 from app.models.system import ActivityLog, EmailMessage, EmailTemplate
-from app.portal.uploads import store_folder
+from app.support.attachments import store_folder
 from tests.integration.test_portal_world import (  # noqa: F401  (fixtures)
     client_a, portal_login, text_of, world,
 )

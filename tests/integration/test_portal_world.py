@@ -19,7 +19,7 @@ from app.models.clients import Client, ClientUser, Contact
 from app.models.support import (
     Announcement, KbArticle, KbCategory, SupportDepartment, Ticket, TicketAttachment, TicketReply,
 )
-from app.portal.uploads import store_folder
+from app.support.attachments import store_folder
 from tests import factories
 
 PASSWORD = "Portal-Pass-9"

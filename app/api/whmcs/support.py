@@ -16,7 +16,7 @@ from app.api.whmcs.registry import ApiError, Params, action
 from app.api.whmcs.responses import flag, listing, moment
 from app.extensions import db
 from app.models.support import SupportDepartment, Ticket, TicketStatus
-from app.portal.uploads import UploadError, remove_stored, store_uploads
+from app.support.attachments import UploadError, remove_stored, store_uploads
 from app.support import tickets as ticket_engine
 from app.support.tickets import StoredFile, client_author, guest_author, staff_author_named
 
